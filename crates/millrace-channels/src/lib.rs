@@ -1,0 +1,48 @@
+//! millrace's channels. A channel sits between sources and sinks and decouples their
+//! speeds; what it guarantees across a crash depends on its type:
+//!
+//! | type | survives a crash | bounded by |
+//! |------|------------------|------------|
+//! | `memory` | no | `capacity` events, `byteCapacity` bytes |
+//!
+//! ```
+//! use millrace_core::{Channel, Event, Props};
+//! use std::time::Duration;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(async {
+//!     let props = Props::from_pairs(&[("capacity", "1000")]);
+//!     let ch = millrace_channels::build("memory", "c1", &props).unwrap();
+//!     ch.put(vec![Event::from_body("hello")]).await.unwrap();
+//!     let txn = ch.take(10, Duration::ZERO).await.unwrap();
+//!     assert_eq!(txn.events()[0].body.as_ref(), b"hello");
+//!     txn.commit().await.unwrap();
+//! });
+//! ```
+
+pub mod memory;
+
+use millrace_core::{Channel, Props};
+use std::sync::Arc;
+
+/// Every channel type this crate provides, by alias.
+pub const TYPES: &[&str] = &["memory"];
+
+/// Resolves a channel type (alias in any case, or Flume's class name) to its alias.
+pub fn canonical_type(type_name: &str) -> Option<&'static str> {
+    match type_name.to_ascii_lowercase().as_str() {
+        "memory" | "org.apache.flume.channel.memorychannel" => Some("memory"),
+        _ => None,
+    }
+}
+
+/// Builds a channel; problems are recorded in `props`. None when it cannot be built.
+pub fn build(canonical: &str, name: &str, props: &Props) -> Option<Arc<dyn Channel>> {
+    match canonical {
+        "memory" => {
+            let cfg = memory::MemoryChannelConfig::from_props(props)?;
+            Some(Arc::new(memory::MemoryChannel::new(name, cfg)))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,424 @@
+//! Typed access to one component's properties, collecting every problem as a
+//! [`Diagnostic`] instead of stopping at the first.
+//!
+//! A component reads its settings through the getters here; each getter returns the
+//! default on a bad value and records an error that names the full key, its line and
+//! what to write instead. Keys that no getter asked for are reported by
+//! [`Props::finish`] as unknown, with a did-you-mean hint.
+
+use crate::diag::{did_you_mean, Diagnostic};
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropValue {
+    pub value: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    asked: BTreeSet<String>,
+    asked_prefixes: BTreeSet<String>,
+    diags: Vec<Diagnostic>,
+}
+
+/// The properties of one component (keys relative to the component, e.g. `capacity`
+/// for `a1.channels.c1.capacity`).
+#[derive(Debug, Clone)]
+pub struct Props {
+    file: Arc<str>,
+    /// Full key prefix used in messages, e.g. `a1.channels.c1.`.
+    display_prefix: String,
+    /// Prefix of this view relative to the root view (empty for the root).
+    rel_prefix: String,
+    line: usize,
+    entries: Arc<BTreeMap<String, PropValue>>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Props {
+    /// `display_prefix` is what precedes keys in messages (`a1.sources.r1.`); `line` is
+    /// where problems about the component as a whole are reported.
+    pub fn new(
+        file: Arc<str>,
+        display_prefix: impl Into<String>,
+        line: usize,
+        entries: BTreeMap<String, PropValue>,
+    ) -> Self {
+        Props {
+            file,
+            display_prefix: display_prefix.into(),
+            rel_prefix: String::new(),
+            line,
+            entries: Arc::new(entries),
+            shared: Arc::default(),
+        }
+    }
+
+    /// Properties from `(key, value)` pairs, for tests and programmatic use.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let entries = pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    PropValue {
+                        value: v.to_string(),
+                        line: 0,
+                    },
+                )
+            })
+            .collect();
+        Props::new("<inline>".into(), "", 0, entries)
+    }
+
+    pub fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+
+    /// The line problems about the whole component are reported at.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The full name of a key as the user wrote it, e.g. `a1.channels.c1.capacity`.
+    pub fn full_key(&self, key: &str) -> String {
+        format!("{}{}{}", self.display_prefix, self.rel_prefix, key)
+    }
+
+    fn rel(&self, key: &str) -> String {
+        format!("{}{}", self.rel_prefix, key)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // A poisoned lock only means another builder panicked; the sets are still valid.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry(&self, key: &str) -> Option<&PropValue> {
+        let rel = self.rel(key);
+        self.lock().asked.insert(rel.clone());
+        self.entries.get(&rel)
+    }
+
+    /// A view of the keys under `prefix` (e.g. `selector.`), with the prefix removed.
+    /// Keys read through the view count as known in this one.
+    pub fn sub(&self, prefix: &str) -> Props {
+        let mut p = self.clone();
+        p.rel_prefix = self.rel(prefix);
+        p
+    }
+
+    /// True when the key is present.
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.contains_key(&self.rel(key))
+    }
+
+    /// The line of a key, or the component's line when the key is absent.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.entries
+            .get(&self.rel(key))
+            .map(|v| v.line)
+            .unwrap_or(self.line)
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.entry(key).map(|v| v.value.clone())
+    }
+
+    pub fn string(&self, key: &str, default: &str) -> String {
+        self.get(key).unwrap_or_else(|| default.to_string())
+    }
+
+    /// A property the component cannot work without; `hint` says what to set.
+    pub fn required(&self, key: &str, hint: &str) -> Option<String> {
+        match self.get(key) {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => {
+                self.error(format!(
+                    "missing required property `{}`; {hint}",
+                    self.full_key(key)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Parses a value with `FromStr`; `what` names the expected form for the message
+    /// ("a whole number", "a number of milliseconds").
+    pub fn parse<T: FromStr>(&self, key: &str, default: T, what: &str) -> T {
+        let Some(v) = self.entry(key).cloned() else {
+            return default;
+        };
+        match v.value.parse::<T>() {
+            Ok(t) => t,
+            Err(_) => {
+                self.push(Diagnostic::error(
+                    &self.file,
+                    v.line,
+                    format!(
+                        "`{}` = `{}` is not valid; use {what}",
+                        self.full_key(key),
+                        v.value
+                    ),
+                ));
+                default
+            }
+        }
+    }
+
+    /// A whole number within `min..=max`.
+    pub fn u64_in(&self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(v) = self.entry(key).cloned() else {
+            return default;
+        };
+        match v.value.parse::<i128>() {
+            Ok(n) if n >= min as i128 && n <= max as i128 => n as u64,
+            Ok(n) => {
+                self.push(Diagnostic::error(
+                    &self.file,
+                    v.line,
+                    format!(
+                        "`{}` = {n} is out of range; use a value from {min} to {max}",
+                        self.full_key(key)
+                    ),
+                ));
+                default
+            }
+            Err(_) => {
+                self.push(Diagnostic::error(
+                    &self.file,
+                    v.line,
+                    format!(
+                        "`{}` = `{}` is not a number; use a whole number from {min} to {max}",
+                        self.full_key(key),
+                        v.value
+                    ),
+                ));
+                default
+            }
+        }
+    }
+
+    /// A positive whole number (1 and up).
+    pub fn positive(&self, key: &str, default: u64) -> u64 {
+        self.u64_in(key, default, 1, i64::MAX as u64)
+    }
+
+    /// A whole number of milliseconds.
+    pub fn millis(&self, key: &str, default_ms: u64) -> Duration {
+        Duration::from_millis(self.u64_in(key, default_ms, 0, i64::MAX as u64))
+    }
+
+    /// A whole number of seconds.
+    pub fn seconds(&self, key: &str, default_s: u64) -> Duration {
+        Duration::from_secs(self.u64_in(key, default_s, 0, u32::MAX as u64))
+    }
+
+    /// `true` or `false`, any case. Flume silently reads anything else as false; here
+    /// it is an error, because a typo such as `ture` would otherwise turn a feature off.
+    pub fn bool(&self, key: &str, default: bool) -> bool {
+        let Some(v) = self.entry(key).cloned() else {
+            return default;
+        };
+        match v.value.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                self.push(Diagnostic::error(
+                    &self.file,
+                    v.line,
+                    format!(
+                        "`{}` = `{}` is not a boolean; use true or false",
+                        self.full_key(key),
+                        v.value
+                    ),
+                ));
+                default
+            }
+        }
+    }
+
+    /// One of `choices` (case-insensitive); returns the spelling from `choices`.
+    pub fn choice(&self, key: &str, default: &'static str, choices: &[&'static str]) -> &'static str {
+        let Some(v) = self.entry(key).cloned() else {
+            return default;
+        };
+        if let Some(c) = choices.iter().find(|c| c.eq_ignore_ascii_case(v.value.trim())) {
+            return c;
+        }
+        self.push(Diagnostic::error(
+            &self.file,
+            v.line,
+            format!(
+                "`{}` = `{}` is not supported; use one of: {}",
+                self.full_key(key),
+                v.value,
+                choices.join(", ")
+            ),
+        ));
+        default
+    }
+
+    /// A regular expression; a bad pattern is an error naming the key.
+    pub fn regex(&self, key: &str) -> Option<regex::Regex> {
+        let v = self.entry(key).cloned()?;
+        match regex::Regex::new(&v.value) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.push(Diagnostic::error(
+                    &self.file,
+                    v.line,
+                    format!(
+                        "`{}` is not a valid regular expression ({}); fix the pattern",
+                        self.full_key(key),
+                        first_line(&e.to_string())
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Every key under `prefix`, with the prefix removed, in key order. All of them
+    /// count as known.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, PropValue)> {
+        let rel = self.rel(prefix);
+        self.lock().asked_prefixes.insert(rel.clone());
+        self.entries
+            .range(rel.clone()..)
+            .take_while(|(k, _)| k.starts_with(&rel))
+            .map(|(k, v)| (k[rel.len()..].to_string(), v.clone()))
+            .collect()
+    }
+
+    /// Records an error about the component as a whole.
+    pub fn error(&self, message: impl Into<String>) {
+        self.push(Diagnostic::error(&self.file, self.line, message));
+    }
+
+    /// Records an error at the line of `key`.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) {
+        self.push(Diagnostic::error(&self.file, self.line_of(key), message));
+    }
+
+    /// Records a warning at the line of `key`.
+    pub fn warn_at(&self, key: &str, message: impl Into<String>) {
+        self.push(Diagnostic::warning(&self.file, self.line_of(key), message));
+    }
+
+    pub fn push(&self, d: Diagnostic) {
+        self.lock().diags.push(d);
+    }
+
+    /// True once any error was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.lock().diags.iter().any(Diagnostic::is_error)
+    }
+
+    /// Everything recorded so far, plus a warning for each key that nothing asked for.
+    /// Call on the root view once the component has read all it needs.
+    pub fn finish(&self) -> Vec<Diagnostic> {
+        let shared = self.lock();
+        let mut out = shared.diags.clone();
+        for (k, v) in self.entries.iter() {
+            if shared.asked.contains(k) || shared.asked_prefixes.iter().any(|p| k.starts_with(p)) {
+                continue;
+            }
+            let hint = match did_you_mean(k, shared.asked.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{}{s}`?", self.display_prefix),
+                None => "remove it or check the component reference in docs/".to_string(),
+            };
+            out.push(Diagnostic::warning(
+                &self.file,
+                v.line,
+                format!(
+                    "unknown property `{}{k}` is ignored; {hint}",
+                    self.display_prefix
+                ),
+            ));
+        }
+        out
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().last().unwrap_or(s).trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str, usize)]) -> Props {
+        let entries = pairs
+            .iter()
+            .map(|(k, v, l)| {
+                (
+                    k.to_string(),
+                    PropValue {
+                        value: v.to_string(),
+                        line: *l,
+                    },
+                )
+            })
+            .collect();
+        Props::new("f.conf".into(), "a1.channels.c1.", 3, entries)
+    }
+
+    #[test]
+    fn bad_number_names_key_and_line() {
+        let p = props(&[("capacity", "lots", 9)]);
+        assert_eq!(p.u64_in("capacity", 100, 1, 1000), 100);
+        let d = p.finish();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].line, 9);
+        assert!(d[0].message.contains("a1.channels.c1.capacity"), "{}", d[0]);
+        assert!(d[0].message.contains("not a number"));
+    }
+
+    #[test]
+    fn out_of_range_is_an_error() {
+        let p = props(&[("capacity", "0", 4)]);
+        p.u64_in("capacity", 100, 1, 1000);
+        assert!(p.finish()[0].message.contains("out of range"));
+    }
+
+    #[test]
+    fn unknown_key_warns_with_suggestion() {
+        let p = props(&[("capacty", "10", 5)]);
+        p.u64_in("capacity", 100, 1, 1000);
+        let d = p.finish();
+        assert_eq!(d.len(), 1);
+        assert!(!d[0].is_error());
+        assert!(d[0].message.contains("did you mean `a1.channels.c1.capacity`"), "{}", d[0]);
+    }
+
+    #[test]
+    fn sub_views_mark_keys_known() {
+        let p = props(&[("selector.type", "replicating", 5), ("selector.optional", "c2", 6)]);
+        let s = p.sub("selector.");
+        assert_eq!(s.get("type").as_deref(), Some("replicating"));
+        assert_eq!(s.get("optional").as_deref(), Some("c2"));
+        assert!(p.finish().is_empty());
+    }
+
+    #[test]
+    fn prefix_listing_strips_prefix() {
+        let p = props(&[("mapping.CZ", "c1", 5), ("mapping.US", "c1 c2", 6), ("other", "x", 7)]);
+        let m = p.with_prefix("mapping.");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].0, "US");
+        assert_eq!(p.finish().len(), 1);
+    }
+
+    #[test]
+    fn booleans_reject_typos() {
+        let p = props(&[("restart", "ture", 2)]);
+        assert!(!p.bool("restart", false));
+        assert!(p.has_errors());
+    }
+}
