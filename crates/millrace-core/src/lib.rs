@@ -32,5 +32,5 @@ pub use interceptor::Interceptor;
 pub use props::Props;
 pub use selector::{ChannelProcessor, ChannelSelector, ProcessError};
 pub use sink::{Sink, SinkError};
-pub use source::{Source, SourceContext, SourceError};
+pub use source::{ShuttingDown, Source, SourceContext, SourceError};
 pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,47 @@
+//! millrace's sinks. Each module holds one sink: its typed configuration (Flume's
+//! property names and defaults) and the running sink.
+//!
+//! | type | where events go | `deliver` returns once |
+//! |------|-----------------|------------------------|
+//! | `logger` | the agent's log (INFO) | logged |
+//! | `null` | nowhere | at once |
+//! | `file_roll` | files in a directory, rolled on an interval | written to the OS |
+
+pub mod file_roll;
+pub mod logger;
+pub mod null;
+pub mod serializer;
+
+use millrace_core::counters::SinkCounters;
+use millrace_core::{Props, Sink};
+use std::sync::Arc;
+
+/// Every sink type this crate provides, by alias.
+pub const TYPES: &[&str] = &["logger", "null", "file_roll"];
+
+/// Resolves a sink type (alias in any case, or Flume's class name) to its alias.
+pub fn canonical_type(type_name: &str) -> Option<&'static str> {
+    match type_name.to_ascii_lowercase().as_str() {
+        "logger" | "org.apache.flume.sink.loggersink" => Some("logger"),
+        "null" | "org.apache.flume.sink.nullsink" => Some("null"),
+        "file_roll" | "org.apache.flume.sink.rollingfilesink" => Some("file_roll"),
+        _ => None,
+    }
+}
+
+/// Builds a sink; problems are recorded in `props`. None when it cannot be built.
+pub fn build(
+    canonical: &str,
+    name: &str,
+    props: &Props,
+    counters: Arc<SinkCounters>,
+) -> Option<Box<dyn Sink>> {
+    match canonical {
+        "logger" => logger::LoggerConfig::from_props(props)
+            .map(|c| Box::new(logger::LoggerSink::new(name, c)) as _),
+        "null" => null::NullConfig::from_props(props).map(|c| Box::new(null::NullSink::new(c)) as _),
+        "file_roll" => file_roll::FileRollConfig::from_props(props)
+            .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
+        _ => None,
+    }
+}

@@ -1,0 +1,37 @@
+//! millrace's sources. Each module holds one source: its typed configuration (Flume's
+//! property names and defaults) and the running source.
+//!
+//! | type | what it reads | delivery |
+//! |------|---------------|----------|
+//! | `exec` | lines a command prints | none across a restart (as in Flume) |
+//! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
+//! | `seq` | a counter 0, 1, 2, ... | test and benchmark load |
+
+pub mod exec;
+pub mod netcat;
+pub mod seq;
+
+use millrace_core::{Props, Source};
+
+/// Every source type this crate provides, by alias.
+pub const TYPES: &[&str] = &["exec", "netcat", "seq"];
+
+/// Resolves a source type (alias in any case, or Flume's class name) to its alias.
+pub fn canonical_type(type_name: &str) -> Option<&'static str> {
+    match type_name.to_ascii_lowercase().as_str() {
+        "exec" | "org.apache.flume.source.execsource" => Some("exec"),
+        "netcat" | "org.apache.flume.source.netcatsource" => Some("netcat"),
+        "seq" | "org.apache.flume.source.sequencegeneratorsource" => Some("seq"),
+        _ => None,
+    }
+}
+
+/// Builds a source; problems are recorded in `props`. None when it cannot be built.
+pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
+    match canonical {
+        "exec" => exec::ExecConfig::from_props(props).map(|c| Box::new(exec::ExecSource::new(c)) as _),
+        "netcat" => netcat::NetcatConfig::from_props(props).map(|c| Box::new(netcat::NetcatSource::new(c)) as _),
+        "seq" => seq::SeqConfig::from_props(props).map(|c| Box::new(seq::SeqSource::new(c)) as _),
+        _ => None,
+    }
+}
