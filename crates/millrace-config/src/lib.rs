@@ -1,0 +1,175 @@
+//! Flume's properties configuration, read the way Flume reads it, checked the way
+//! Flume does not: every problem is reported at once with its `FILE:LINE`.
+//!
+//! This crate knows the shape of an agent (sources, channels, sinks, sink groups,
+//! interceptors, selectors) but no concrete component: `type` values and component
+//! properties are handed on, as [`millrace_core::Props`], to whoever builds them.
+//!
+//! ```
+//! use std::sync::Arc;
+//! let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+//!             a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+//!             a1.channels.c1.type = memory\n\
+//!             a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n";
+//! let (cfg, diags) = millrace_config::from_text(Arc::from("flume.conf"), text, "a1");
+//! assert!(diags.is_empty());
+//! let cfg = cfg.unwrap();
+//! assert_eq!(cfg.sources[0].channels, ["c1"]);
+//! assert_eq!(cfg.sinks[0].component.type_name, "null");
+//! ```
+
+mod agent;
+pub mod properties;
+
+pub use agent::{
+    agent_config, AgentConfig, ComponentConfig, InterceptorConfig, Located, SinkConfig,
+    SinkGroupConfig, SourceConfig,
+};
+pub use properties::{parse, Entry};
+
+use millrace_core::Diagnostic;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}; check the path given with -f")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads and parses one file; invalid UTF-8 is replaced (with a warning), never fatal.
+pub fn read_file(path: &Path) -> Result<(Vec<Located>, Vec<Diagnostic>), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let mut diags = Vec::new();
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let valid = match std::str::from_utf8(&bytes) {
+                Ok(_) => bytes.len(),
+                Err(u) => u.valid_up_to(),
+            };
+            let line = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+            diags.push(Diagnostic::warning(
+                &file,
+                line,
+                "the file is not valid UTF-8; bad bytes were replaced with U+FFFD; save the file as UTF-8",
+            ));
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    Ok(parse_located(file, &text, diags))
+}
+
+fn parse_located(
+    file: Arc<str>,
+    text: &str,
+    mut diags: Vec<Diagnostic>,
+) -> (Vec<Located>, Vec<Diagnostic>) {
+    let (entries, issues) = parse(text);
+    for i in issues {
+        diags.push(Diagnostic::error(&file, i.line, i.message));
+    }
+    let located = entries
+        .into_iter()
+        .map(|entry| Located {
+            file: file.clone(),
+            entry,
+        })
+        .collect();
+    (located, diags)
+}
+
+/// Merges files in order: a later key overrides an earlier one, with a warning that
+/// names both places (the same for a key repeated within one file).
+pub fn merge(files: Vec<Vec<Located>>) -> (Vec<Located>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut out: Vec<Located> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in files.into_iter().flatten() {
+        match index.get(&l.entry.key) {
+            Some(&i) => {
+                let old = &out[i];
+                diags.push(Diagnostic::warning(
+                    &l.file,
+                    l.entry.line,
+                    format!(
+                        "`{}` is set again here and overrides {}:{}; remove one of the two",
+                        l.entry.key, old.file, old.entry.line
+                    ),
+                ));
+                out[i] = l;
+            }
+            None => {
+                index.insert(l.entry.key.clone(), out.len());
+                out.push(l);
+            }
+        }
+    }
+    (out, diags)
+}
+
+/// Reads, merges and checks `paths` for `agent`. The configuration comes back whenever
+/// the agent has any keys, holding the components that could be understood, so that
+/// callers can go on checking them; it must not be started when any diagnostic is an
+/// error.
+pub fn load(
+    paths: &[PathBuf],
+    agent: &str,
+) -> Result<(Option<AgentConfig>, Vec<Diagnostic>), ConfigError> {
+    let mut all = Vec::new();
+    let mut diags = Vec::new();
+    for p in paths {
+        let (located, d) = read_file(p)?;
+        all.push(located);
+        diags.extend(d);
+    }
+    let (merged, d) = merge(all);
+    diags.extend(d);
+    let file: Arc<str> = paths
+        .first()
+        .map(|p| Arc::from(p.display().to_string()))
+        .unwrap_or_else(|| Arc::from("<none>"));
+    let (cfg, d) = agent_config(&file, &merged, agent);
+    diags.extend(d);
+    millrace_core::diag::sort(&mut diags);
+    Ok((cfg, diags))
+}
+
+/// [`load`] for text in memory.
+pub fn from_text(
+    file: Arc<str>,
+    text: &str,
+    agent: &str,
+) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    let (located, mut diags) = parse_located(file.clone(), text, Vec::new());
+    let (merged, d) = merge(vec![located]);
+    diags.extend(d);
+    let (cfg, d) = agent_config(&file, &merged, agent);
+    diags.extend(d);
+    millrace_core::diag::sort(&mut diags);
+    (cfg, diags)
+}
+
+/// The agents the files configure, in order of first appearance.
+pub fn agent_names(paths: &[PathBuf]) -> Result<Vec<String>, ConfigError> {
+    let mut names: Vec<String> = Vec::new();
+    for p in paths {
+        let (located, _) = read_file(p)?;
+        for l in located {
+            if let Some((agent, _)) = l.entry.key.split_once('.') {
+                if !agent.is_empty() && !names.iter().any(|n| n == agent) {
+                    names.push(agent.to_string());
+                }
+            }
+        }
+    }
+    Ok(names)
+}
