@@ -37,7 +37,10 @@ impl ChannelError {
     /// True when the put may succeed later without anyone changing anything
     /// (the channel was full): callers back off and retry.
     pub fn is_full(&self) -> bool {
-        matches!(self, ChannelError::Full { .. } | ChannelError::BytesFull { .. })
+        matches!(
+            self,
+            ChannelError::Full { .. } | ChannelError::BytesFull { .. }
+        )
     }
 }
 

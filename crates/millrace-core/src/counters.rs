@@ -186,7 +186,10 @@ mod tests {
         let c = ChannelCounters::with_capacity(200);
         c.set_size(50);
         let v = c.values();
-        let fill = v.iter().find(|(k, _)| *k == "ChannelFillPercentage").unwrap();
+        let fill = v
+            .iter()
+            .find(|(k, _)| *k == "ChannelFillPercentage")
+            .unwrap();
         assert_eq!(fill.1, "25.0");
     }
 

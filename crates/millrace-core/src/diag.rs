@@ -63,7 +63,10 @@ pub fn sort(diags: &mut [Diagnostic]) {
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lw = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -95,7 +98,10 @@ mod tests {
     fn suggests_close_names_only() {
         let c = ["capacity", "transactionCapacity", "keep-alive"];
         assert_eq!(did_you_mean("capacty", c), Some("capacity"));
-        assert_eq!(did_you_mean("transactioncapacity", c), Some("transactionCapacity"));
+        assert_eq!(
+            did_you_mean("transactioncapacity", c),
+            Some("transactionCapacity")
+        );
         assert_eq!(did_you_mean("zzzzzzzz", c), None);
     }
 

@@ -182,8 +182,9 @@ impl Props {
                     &self.file,
                     v.line,
                     format!(
-                        "`{}` = {n} is out of range; use a value from {min} to {max}",
-                        self.full_key(key)
+                        "`{}` = {n} is out of range; use {}",
+                        self.full_key(key),
+                        range_text(min, max)
                     ),
                 ));
                 default
@@ -193,9 +194,10 @@ impl Props {
                     &self.file,
                     v.line,
                     format!(
-                        "`{}` = `{}` is not a number; use a whole number from {min} to {max}",
+                        "`{}` = `{}` is not a number; use {}",
                         self.full_key(key),
-                        v.value
+                        v.value,
+                        range_text(min, max)
                     ),
                 ));
                 default
@@ -243,11 +245,19 @@ impl Props {
     }
 
     /// One of `choices` (case-insensitive); returns the spelling from `choices`.
-    pub fn choice(&self, key: &str, default: &'static str, choices: &[&'static str]) -> &'static str {
+    pub fn choice(
+        &self,
+        key: &str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> &'static str {
         let Some(v) = self.entry(key).cloned() else {
             return default;
         };
-        if let Some(c) = choices.iter().find(|c| c.eq_ignore_ascii_case(v.value.trim())) {
+        if let Some(c) = choices
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(v.value.trim()))
+        {
             return c;
         }
         self.push(Diagnostic::error(
@@ -345,6 +355,14 @@ impl Props {
     }
 }
 
+fn range_text(min: u64, max: u64) -> String {
+    if max >= i64::MAX as u64 {
+        format!("a whole number of at least {min}")
+    } else {
+        format!("a whole number from {min} to {max}")
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().last().unwrap_or(s).trim()
 }
@@ -394,12 +412,20 @@ mod tests {
         let d = p.finish();
         assert_eq!(d.len(), 1);
         assert!(!d[0].is_error());
-        assert!(d[0].message.contains("did you mean `a1.channels.c1.capacity`"), "{}", d[0]);
+        assert!(
+            d[0].message
+                .contains("did you mean `a1.channels.c1.capacity`"),
+            "{}",
+            d[0]
+        );
     }
 
     #[test]
     fn sub_views_mark_keys_known() {
-        let p = props(&[("selector.type", "replicating", 5), ("selector.optional", "c2", 6)]);
+        let p = props(&[
+            ("selector.type", "replicating", 5),
+            ("selector.optional", "c2", 6),
+        ]);
         let s = p.sub("selector.");
         assert_eq!(s.get("type").as_deref(), Some("replicating"));
         assert_eq!(s.get("optional").as_deref(), Some("c2"));
@@ -408,7 +434,11 @@ mod tests {
 
     #[test]
     fn prefix_listing_strips_prefix() {
-        let p = props(&[("mapping.CZ", "c1", 5), ("mapping.US", "c1 c2", 6), ("other", "x", 7)]);
+        let p = props(&[
+            ("mapping.CZ", "c1", 5),
+            ("mapping.US", "c1 c2", 6),
+            ("other", "x", 7),
+        ]);
         let m = p.with_prefix("mapping.");
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].0, "US");

@@ -97,7 +97,11 @@ impl ChannelProcessor {
 
     /// A processor that puts every event into one channel, with no interceptors.
     pub fn single(channel: Arc<dyn Channel>) -> Self {
-        ChannelProcessor::new(Vec::new(), ChannelSelector::replicating_all(1), vec![channel])
+        ChannelProcessor::new(
+            Vec::new(),
+            ChannelSelector::replicating_all(1),
+            vec![channel],
+        )
     }
 
     /// The smallest `transactionCapacity` among the channels: a source's batch must fit
@@ -119,10 +123,7 @@ impl ChannelProcessor {
         counters: &SourceCounters,
     ) -> Result<(), ProcessError> {
         add(&counters.event_received, batch.len() as u64);
-        let batch = self
-            .interceptors
-            .iter()
-            .fold(batch, |b, i| i.intercept(b));
+        let batch = self.interceptors.iter().fold(batch, |b, i| i.intercept(b));
         let accepted = batch.len() as u64;
         if batch.is_empty() {
             return Ok(());

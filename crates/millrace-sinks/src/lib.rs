@@ -39,7 +39,9 @@ pub fn build(
     match canonical {
         "logger" => logger::LoggerConfig::from_props(props)
             .map(|c| Box::new(logger::LoggerSink::new(name, c)) as _),
-        "null" => null::NullConfig::from_props(props).map(|c| Box::new(null::NullSink::new(c)) as _),
+        "null" => {
+            null::NullConfig::from_props(props).map(|c| Box::new(null::NullSink::new(c)) as _)
+        }
         "file_roll" => file_roll::FileRollConfig::from_props(props)
             .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
         _ => None,

@@ -50,7 +50,13 @@ pub fn dump_event(e: &Event, max_bytes: usize) -> String {
         let _ = write!(s, "{b:02X} ");
     }
     s.push(' ');
-    s.extend(body.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+    s.extend(body.iter().map(|&b| {
+        if b.is_ascii_graphic() || b == b' ' {
+            b as char
+        } else {
+            '.'
+        }
+    }));
     s.push_str(" }");
     s
 }

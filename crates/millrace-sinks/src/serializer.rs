@@ -30,7 +30,8 @@ impl Serializer {
             | "ORG.APACHE.FLUME.SERIALIZATION.HEADERANDBODYTEXTEVENTSERIALIZER$BUILDER" => {
                 "HEADER_AND_TEXT"
             }
-            "AVRO_EVENT" | "ORG.APACHE.FLUME.SERIALIZATION.FLUMEEVENTAVROEVENTSERIALIZER$BUILDER" => {
+            "AVRO_EVENT"
+            | "ORG.APACHE.FLUME.SERIALIZATION.FLUMEEVENTAVROEVENTSERIALIZER$BUILDER" => {
                 "AVRO_EVENT"
             }
             _ => {
@@ -63,7 +64,9 @@ impl Serializer {
                         );
                     }
                 }
-                Serializer::AvroEvent { sync: rand::random() }
+                Serializer::AvroEvent {
+                    sync: rand::random(),
+                }
             }
         })
     }
@@ -164,7 +167,9 @@ mod tests {
 
     #[test]
     fn text_appends_newlines() {
-        let s = Serializer::Text { append_newline: true };
+        let s = Serializer::Text {
+            append_newline: true,
+        };
         let mut out = Vec::new();
         s.write_batch(&[Event::from_body("a"), Event::from_body("b")], &mut out);
         assert_eq!(out, b"a\nb\n");
@@ -172,9 +177,13 @@ mod tests {
 
     #[test]
     fn header_and_text_looks_like_a_java_map() {
-        let s = Serializer::HeaderAndText { append_newline: true };
+        let s = Serializer::HeaderAndText {
+            append_newline: true,
+        };
         let mut out = Vec::new();
-        let e = Event::from_body("body").with_header("b", "2").with_header("a", "1");
+        let e = Event::from_body("body")
+            .with_header("b", "2")
+            .with_header("a", "1");
         s.write_batch(&[e], &mut out);
         assert_eq!(out, b"{a=1, b=2} body\n");
     }
@@ -193,14 +202,18 @@ mod tests {
         let mut s = Serializer::AvroEvent { sync: [0; 16] };
         let mut out = Vec::new();
         s.begin_file(&mut out);
-        let Serializer::AvroEvent { sync } = s.clone() else { unreachable!() };
+        let Serializer::AvroEvent { sync } = s.clone() else {
+            unreachable!()
+        };
         s.write_batch(&[Event::from_body("hi").with_header("k", "v")], &mut out);
         assert!(out.starts_with(b"Obj\x01"));
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains(FLUME_EVENT_SCHEMA));
         assert!(out.ends_with(&sync));
         // Block: count 1, size 9, record {1 entry "k"->"v", end, body "hi"}.
-        let block = [0x02, 0x12, 0x02, 0x02, b'k', 0x02, b'v', 0x00, 0x04, b'h', b'i'];
+        let block = [
+            0x02, 0x12, 0x02, 0x02, b'k', 0x02, b'v', 0x00, 0x04, b'h', b'i',
+        ];
         assert!(out.windows(block.len()).any(|w| w == block));
     }
 

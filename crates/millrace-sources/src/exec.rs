@@ -36,7 +36,10 @@ pub struct ExecConfig {
 
 impl ExecConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
-        let command = p.required("command", "set the command to run, e.g. `tail -F /var/log/app.log`");
+        let command = p.required(
+            "command",
+            "set the command to run, e.g. `tail -F /var/log/app.log`",
+        );
         let shell = p.get("shell").filter(|s| !s.trim().is_empty());
         let restart = p.bool("restart", false);
         let restart_throttle = p.millis("restartThrottle", 10_000);
@@ -67,7 +70,11 @@ impl ExecConfig {
                 .map(str::to_string)
                 .chain(std::iter::once(self.command.clone()))
                 .collect(),
-            None => self.command.split_whitespace().map(str::to_string).collect(),
+            None => self
+                .command
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         }
     }
 }
@@ -100,7 +107,10 @@ impl ExecSource {
         // shell started (`sh -c 'tail -F ...'`).
         cmd.process_group(0);
         cmd.spawn().map_err(|e| {
-            SourceError::Failed(format!("cannot run `{}`: {e}; check the command and PATH", self.cfg.command))
+            SourceError::Failed(format!(
+                "cannot run `{}`: {e}; check the command and PATH",
+                self.cfg.command
+            ))
         })
     }
 
@@ -200,7 +210,10 @@ async fn stop_child(child: &mut Child) {
         unsafe {
             libc::kill(-(pid as i32), libc::SIGTERM);
         }
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);
             }
@@ -236,7 +249,7 @@ impl Source for ExecSource {
 mod tests {
     use super::*;
     use millrace_channels::memory::{MemoryChannel, MemoryChannelConfig};
-    use millrace_core::{Channel, ChannelProcessor, CancellationToken};
+    use millrace_core::{CancellationToken, Channel, ChannelProcessor};
     use std::sync::Arc;
 
     fn ctx(ch: Arc<dyn Channel>) -> SourceContext {

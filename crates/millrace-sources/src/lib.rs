@@ -29,8 +29,11 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
 /// Builds a source; problems are recorded in `props`. None when it cannot be built.
 pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
     match canonical {
-        "exec" => exec::ExecConfig::from_props(props).map(|c| Box::new(exec::ExecSource::new(c)) as _),
-        "netcat" => netcat::NetcatConfig::from_props(props).map(|c| Box::new(netcat::NetcatSource::new(c)) as _),
+        "exec" => {
+            exec::ExecConfig::from_props(props).map(|c| Box::new(exec::ExecSource::new(c)) as _)
+        }
+        "netcat" => netcat::NetcatConfig::from_props(props)
+            .map(|c| Box::new(netcat::NetcatSource::new(c)) as _),
         "seq" => seq::SeqConfig::from_props(props).map(|c| Box::new(seq::SeqSource::new(c)) as _),
         _ => None,
     }

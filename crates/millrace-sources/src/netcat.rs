@@ -26,7 +26,10 @@ pub struct NetcatConfig {
 
 impl NetcatConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
-        let bind = p.required("bind", "set the address to listen on, e.g. 0.0.0.0 or 127.0.0.1");
+        let bind = p.required(
+            "bind",
+            "set the address to listen on, e.g. 0.0.0.0 or 127.0.0.1",
+        );
         let port = p.has("port").then(|| p.u64_in("port", 0, 0, 65535) as u16);
         if port.is_none() {
             p.required("port", "set the TCP port to listen on, e.g. 44444");
@@ -60,7 +63,9 @@ impl Source for NetcatSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
         let addr = format!("{}:{}", self.cfg.bind, self.cfg.port);
         let listener = TcpListener::bind(&addr).await.map_err(|e| {
-            SourceError::Failed(format!("cannot listen on {addr}: {e}; free the port or change `port`"))
+            SourceError::Failed(format!(
+                "cannot listen on {addr}: {e}; free the port or change `port`"
+            ))
         })?;
         tracing::info!(source = %ctx.name, %addr, "netcat source listening");
         loop {
@@ -86,7 +91,11 @@ impl Source for NetcatSource {
     }
 }
 
-async fn serve(mut sock: TcpStream, ctx: &SourceContext, cfg: &NetcatConfig) -> std::io::Result<()> {
+async fn serve(
+    mut sock: TcpStream,
+    ctx: &SourceContext,
+    cfg: &NetcatConfig,
+) -> std::io::Result<()> {
     sock.set_nodelay(true)?;
     let max_batch = ctx.processor.max_batch().max(1);
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -195,7 +204,9 @@ mod tests {
             }
         };
         let (r, mut w) = sock.into_split();
-        w.write_all(b"hello\nthis line is too long\nworld\n").await.unwrap();
+        w.write_all(b"hello\nthis line is too long\nworld\n")
+            .await
+            .unwrap();
         let mut r = BufReader::new(r).lines();
         let mut answers = Vec::new();
         for _ in 0..3 {

@@ -86,6 +86,9 @@ mod tests {
         let mut b = itoa_buf();
         assert_eq!(format_u64(&mut b, 0), b"0");
         assert_eq!(format_u64(&mut b, 1234567890), b"1234567890");
-        assert_eq!(format_u64(&mut b, u64::MAX), u64::MAX.to_string().as_bytes());
+        assert_eq!(
+            format_u64(&mut b, u64::MAX),
+            u64::MAX.to_string().as_bytes()
+        );
     }
 }

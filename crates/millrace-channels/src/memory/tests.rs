@@ -39,7 +39,10 @@ async fn put_then_take_in_order() {
 async fn put_larger_than_transaction_capacity_fails_at_once() {
     let ch = channel(100, 5, 10_000);
     let err = ch.put(events(0..6)).await.unwrap_err();
-    assert!(matches!(err, ChannelError::TransactionTooLarge { size: 6, .. }));
+    assert!(matches!(
+        err,
+        ChannelError::TransactionTooLarge { size: 6, .. }
+    ));
     assert!(ch.is_empty());
 }
 
@@ -113,7 +116,12 @@ async fn empty_take_returns_empty_after_wait() {
 async fn counters_follow_puts_and_takes() {
     let ch = channel(10, 10, 0);
     ch.put(events(0..4)).await.unwrap();
-    ch.take(3, Duration::ZERO).await.unwrap().commit().await.unwrap();
+    ch.take(3, Duration::ZERO)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
     let c = ch.counters();
     assert_eq!(c.event_put_success(), 4);
     assert_eq!(c.event_take_success(), 3);
@@ -130,8 +138,13 @@ async fn byte_capacity_bounds_bodies() {
     ]);
     let cfg = MemoryChannelConfig::from_props(&props).unwrap();
     let ch = MemoryChannel::new("c1", cfg);
-    ch.put(vec![Event::from_body(vec![b'x'; 60])]).await.unwrap();
-    let err = ch.put(vec![Event::from_body(vec![b'x'; 60])]).await.unwrap_err();
+    ch.put(vec![Event::from_body(vec![b'x'; 60])])
+        .await
+        .unwrap();
+    let err = ch
+        .put(vec![Event::from_body(vec![b'x'; 60])])
+        .await
+        .unwrap_err();
     assert!(matches!(err, ChannelError::BytesFull { .. }), "{err}");
 }
 

@@ -136,7 +136,10 @@ impl Sink for FileRollSink {
                 // A partial write may have left part of the batch in the file; the batch
                 // is retried into a fresh file so no file holds a torn record twice.
                 inc(&self.counters.event_write_fail);
-                Err(SinkError::Delivery(format!("writing {} failed: {e}", path.display())))
+                Err(SinkError::Delivery(format!(
+                    "writing {} failed: {e}",
+                    path.display()
+                )))
             }
         }
     }

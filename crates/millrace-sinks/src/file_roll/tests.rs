@@ -24,16 +24,24 @@ async fn writes_lines_and_names_files_like_flume() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = sink(
         dir.path(),
-        &[("sink.pathManager.prefix", "app-"), ("sink.pathManager.extension", "log")],
+        &[
+            ("sink.pathManager.prefix", "app-"),
+            ("sink.pathManager.extension", "log"),
+        ],
     );
     s.start().await.unwrap();
-    s.deliver(&[Event::from_body("one"), Event::from_body("two")]).await.unwrap();
+    s.deliver(&[Event::from_body("one"), Event::from_body("two")])
+        .await
+        .unwrap();
     s.deliver(&[Event::from_body("three")]).await.unwrap();
     s.stop().await.unwrap();
     let f = files(dir.path());
     assert_eq!(f.len(), 1);
     let name = f[0].file_name().unwrap().to_str().unwrap();
-    assert!(name.starts_with("app-") && name.ends_with("-1.log"), "{name}");
+    assert!(
+        name.starts_with("app-") && name.ends_with("-1.log"),
+        "{name}"
+    );
     assert_eq!(std::fs::read_to_string(&f[0]).unwrap(), "one\ntwo\nthree\n");
 }
 
