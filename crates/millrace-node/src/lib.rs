@@ -1,0 +1,69 @@
+//! Builds a running millrace agent from a Flume configuration.
+//!
+//! - [`registry`] turns each configured component's `type` (a Flume alias or class
+//!   name) into the component, collecting every problem as a diagnostic;
+//! - [`Agent::build`] checks the agent as a whole (batch sizes against channel
+//!   transaction capacities, selectors, sink groups) without starting anything;
+//! - [`Agent::start`] starts channels, then sink runners, then sources, then the
+//!   monitoring server; [`RunningAgent::stop`] stops sources first, lets sinks drain
+//!   what the channels hold (bounded by a timeout), then closes the channels.
+//!
+//! A source or sink that fails is restarted with backoff; the failure is logged and
+//! counted, and the rest of the agent keeps running.
+
+mod agent;
+pub mod monitor;
+pub mod registry;
+mod runner;
+mod selector;
+
+pub use agent::{Agent, RunningAgent};
+pub use monitor::{MetricsRegistry, MonitorServer};
+
+/// Runs sink groups outside a full agent, for tests of processors and sinks.
+pub mod testing {
+    pub use crate::runner::Policy;
+    use crate::runner::{GroupRunner, Processor, SinkSlot};
+    use millrace_core::{CancellationToken, Channel, Sink};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    pub struct GroupHandle {
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl GroupHandle {
+        /// Stops the group after it drained its channels (up to 30 s).
+        pub async fn stop(self) {
+            self.stop.cancel();
+            let _ = self.task.await;
+        }
+    }
+
+    /// Starts one runner over `sinks`, each reading its own channel.
+    pub fn run_group(sinks: Vec<(Arc<dyn Channel>, Box<dyn Sink>)>, policy: Policy) -> GroupHandle {
+        let n = sinks.len();
+        let slots = sinks
+            .into_iter()
+            .enumerate()
+            .map(|(i, (channel, sink))| {
+                let cell = Mutex::new(Some(sink));
+                SinkSlot {
+                    name: format!("k{}", i + 1),
+                    factory: Arc::new(move || cell.lock().ok()?.take()),
+                    channel,
+                    counters: Default::default(),
+                }
+            })
+            .collect();
+        let runner = GroupRunner {
+            group: "g1".into(),
+            slots,
+            processor: Processor::new(policy, n),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(runner.run(stop.clone(), Duration::from_secs(30)));
+        GroupHandle { stop, task }
+    }
+}
