@@ -1,0 +1,208 @@
+//! Helpers for end-to-end tests that run the real binaries: finding (and building)
+//! them, running an agent as a child process that is killed when the test ends, and
+//! waiting for conditions with a deadline.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// Path to a workspace binary, built first (once per test process) so tests never run
+/// a stale one.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let root = workspace_root();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "millrace-agent"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let p = target.join("debug").join(name);
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// A path inside the repository (configs, samples).
+pub fn repo_path(rel: &str) -> PathBuf {
+    workspace_root().join(rel)
+}
+
+/// Polls `f` until it returns true; panics with `what` after `deadline`.
+pub fn wait_for(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {deadline:?} waiting for {what}");
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `millrace-agent agent`; killed on drop so no test leaves one behind.
+pub struct AgentProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl AgentProcess {
+    /// Starts `millrace-agent agent -n NAME -f CONF EXTRA...`, logging to a file.
+    pub fn start(name: &str, conf: &Path, extra: &[&str]) -> AgentProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("agent.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin("millrace-agent"))
+            .arg("agent")
+            .args(["-n", name, "-f"])
+            .arg(conf)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("millrace-agent starts");
+        AgentProcess {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to `deadline`) for a clean exit.
+    pub fn terminate(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "agent did not stop within {deadline:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET a URL path on 127.0.0.1:port; returns (status, body). None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, "GET", path)
+}
+
+pub fn http_request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Flume's `/metrics` JSON; None until the server answers.
+pub fn metrics(port: u16) -> Option<serde_json::Value> {
+    let (status, body) = http_get(port, "/metrics")?;
+    (status == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+/// A counter from Flume's `/metrics` JSON (values are strings there).
+pub fn counter(m: &serde_json::Value, component: &str, name: &str) -> u64 {
+    m[component][name]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{component}.{name} missing in {m}"))
+}
+
+/// Every line of every file in `dir`, files in name order.
+pub fn read_lines(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => return Vec::new(),
+    };
+    // file_roll names files PREFIX<millis>-<n>: order by that n numerically.
+    files.sort_by_key(|f| {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.split('.').next().unwrap_or("").to_string();
+        let n: u64 = stem
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (
+            stem.rsplit_once('-')
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_default(),
+            n,
+        )
+    });
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

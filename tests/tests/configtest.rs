@@ -1,0 +1,93 @@
+//! `millrace-agent configtest` through the real binary.
+
+use millrace_e2e::*;
+use std::process::Command;
+
+fn configtest(conf: &std::path::Path, agent: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(bin("millrace-agent"));
+    cmd.arg("configtest").arg("-f").arg(conf);
+    if let Some(a) = agent {
+        cmd.args(["-n", a]);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn flume_single_node_example_passes() {
+    let (code, text) = configtest(&repo_path("configs/example.conf"), Some("a1"));
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn five_mistakes_are_all_reported_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("broken.conf");
+    std::fs::write(
+        &conf,
+        "# five mistakes\n\
+         a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1 k2\n\
+         a1.sources.r1.type = netcat\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = 44444\n\
+         a1.sources.r1.channels = c9\n\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = lots\n\
+         a1.sinks.k1.type = loggr\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k2.type = null\n\
+         a1.channels.c1.transactionCapacity = 100\n\
+         a1.channels.c1.keepalive = 3\n",
+    )
+    .unwrap();
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 1, "{text}");
+    let f = conf.display().to_string();
+    let expect = [
+        (8, "c9"),          // undefined channel
+        (10, "capacity"),   // not a number
+        (11, "`loggr`"),    // unknown sink type, named
+        (13, "k2"),         // sink without a channel
+        (15, "keep-alive"), // unknown property, did-you-mean
+    ];
+    for (line, needle) in expect {
+        let prefix = format!("{f}:{line}: ");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
+            "no diagnostic at line {line} mentioning {needle}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn agent_refuses_to_start_on_errors_with_the_same_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("broken.conf");
+    std::fs::write(
+        &conf,
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = nosuchsource\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("millrace-agent"))
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4: error:", conf.display())) && err.contains("`nosuchsource`"),
+        "{err}"
+    );
+}
