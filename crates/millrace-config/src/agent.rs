@@ -158,14 +158,8 @@ pub fn agent_config(
     let mut raws: [BTreeMap<String, Raw>; 4] = Default::default();
     for l in mine {
         let rest = &l.entry.key[prefix.len()..];
+        // Config filters were applied by the substitution pass.
         if rest == "configfilters" || rest.starts_with("configfilters.") {
-            if rest == "configfilters" {
-                diags.push(Diagnostic::warning(
-                    &l.file,
-                    l.entry.line,
-                    format!("`{}`: config filters are not supported yet, so `${{...}}` references are used literally; put the values in the file", l.entry.key),
-                ));
-            }
             continue;
         }
         let kind = Kind::ALL

@@ -20,6 +20,7 @@
 
 mod agent;
 pub mod properties;
+pub mod subst;
 
 pub use agent::{
     agent_config, AgentConfig, ComponentConfig, InterceptorConfig, Located, SinkConfig,
@@ -28,6 +29,7 @@ pub use agent::{
 pub use properties::{parse, Entry};
 
 use millrace_core::Diagnostic;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,16 +42,21 @@ pub enum ConfigError {
     },
 }
 
-/// Reads and parses one file; invalid UTF-8 is replaced (with a warning), never fatal.
-pub fn read_file(path: &Path) -> Result<(Vec<Located>, Vec<Diagnostic>), ConfigError> {
+/// Reads one file as text; invalid UTF-8 is replaced (with a warning), never fatal.
+pub fn read_text(path: &Path) -> Result<(Arc<str>, String, Vec<Diagnostic>), ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let file: Arc<str> = Arc::from(path.display().to_string());
-    let mut diags = Vec::new();
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
+    let (text, diags) = decode(&file, bytes);
+    Ok((file, text, diags))
+}
+
+/// Text from bytes; invalid UTF-8 is replaced, with a warning at its line.
+pub fn decode(file: &Arc<str>, bytes: Vec<u8>) -> (String, Vec<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(t) => (t, Vec::new()),
         Err(e) => {
             let bytes = e.into_bytes();
             let valid = match std::str::from_utf8(&bytes) {
@@ -57,14 +64,19 @@ pub fn read_file(path: &Path) -> Result<(Vec<Located>, Vec<Diagnostic>), ConfigE
                 Err(u) => u.valid_up_to(),
             };
             let line = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
-            diags.push(Diagnostic::warning(
-                &file,
+            let d = Diagnostic::warning(
+                file,
                 line,
                 "the file is not valid UTF-8; bad bytes were replaced with U+FFFD; save the file as UTF-8",
-            ));
-            String::from_utf8_lossy(&bytes).into_owned()
+            );
+            (String::from_utf8_lossy(&bytes).into_owned(), vec![d])
         }
-    };
+    }
+}
+
+/// Reads and parses one file.
+pub fn read_file(path: &Path) -> Result<(Vec<Located>, Vec<Diagnostic>), ConfigError> {
+    let (file, text, diags) = read_text(path)?;
     Ok(parse_located(file, &text, diags))
 }
 
@@ -124,23 +136,54 @@ pub fn load(
     paths: &[PathBuf],
     agent: &str,
 ) -> Result<(Option<AgentConfig>, Vec<Diagnostic>), ConfigError> {
-    let mut all = Vec::new();
+    load_with(paths, agent, &BTreeMap::new())
+}
+
+/// [`load`], resolving `${sys:...}` and `${NAME}` against `sys` (the agent's `-D`
+/// properties) as well as the environment and config filters.
+pub fn load_with(
+    paths: &[PathBuf],
+    agent: &str,
+    sys: &BTreeMap<String, String>,
+) -> Result<(Option<AgentConfig>, Vec<Diagnostic>), ConfigError> {
+    let mut texts = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
-        let (located, d) = read_file(p)?;
+        let (file, text, d) = read_text(p)?;
+        texts.push((file, text));
+        diags.extend(d);
+    }
+    let (cfg, d) = load_texts(&texts, agent, sys);
+    diags.extend(d);
+    millrace_core::diag::sort(&mut diags);
+    Ok((cfg, diags))
+}
+
+/// Parses, merges (in order) and checks configuration texts, each named for its
+/// diagnostics (a path or a URI).
+pub fn load_texts(
+    texts: &[(Arc<str>, String)],
+    agent: &str,
+    sys: &BTreeMap<String, String>,
+) -> (Option<AgentConfig>, Vec<Diagnostic>) {
+    let mut all = Vec::new();
+    let mut diags = Vec::new();
+    for (file, text) in texts {
+        let (located, d) = parse_located(file.clone(), text, Vec::new());
         all.push(located);
         diags.extend(d);
     }
-    let (merged, d) = merge(all);
+    let (mut merged, d) = merge(all);
     diags.extend(d);
-    let file: Arc<str> = paths
+    diags.extend(subst::substitute(&mut merged, agent, sys));
+    let file: Arc<str> = texts
         .first()
-        .map(|p| Arc::from(p.display().to_string()))
+        .map(|(f, _)| f.clone())
         .unwrap_or_else(|| Arc::from("<none>"));
     let (cfg, d) = agent_config(&file, &merged, agent);
     diags.extend(d);
     millrace_core::diag::sort(&mut diags);
-    Ok((cfg, diags))
+    (cfg, diags)
 }
 
 /// [`load`] for text in memory.
@@ -149,13 +192,7 @@ pub fn from_text(
     text: &str,
     agent: &str,
 ) -> (Option<AgentConfig>, Vec<Diagnostic>) {
-    let (located, mut diags) = parse_located(file.clone(), text, Vec::new());
-    let (merged, d) = merge(vec![located]);
-    diags.extend(d);
-    let (cfg, d) = agent_config(&file, &merged, agent);
-    diags.extend(d);
-    millrace_core::diag::sort(&mut diags);
-    (cfg, diags)
+    load_texts(&[(file, text.to_string())], agent, &BTreeMap::new())
 }
 
 /// The agents the files configure, in order of first appearance.
