@@ -11,6 +11,8 @@ pub enum ComponentKind {
     Source,
     Channel,
     Sink,
+    /// The agent itself (configuration reloads).
+    Agent,
 }
 
 impl ComponentKind {
@@ -20,6 +22,7 @@ impl ComponentKind {
             ComponentKind::Source => "SOURCE",
             ComponentKind::Channel => "CHANNEL",
             ComponentKind::Sink => "SINK",
+            ComponentKind::Agent => "AGENT",
         }
     }
 }
@@ -172,6 +175,21 @@ counter_set!(
 });
 
 impl SinkCounters {
+    fn render(&self) -> Vec<(&'static str, String)> {
+        self.base_values()
+    }
+}
+
+counter_set!(
+    /// The agent's own counters: configuration reloads. `LastReloadTime` is epoch ms,
+    /// 0 before the first reload.
+    AgentCounters, ComponentKind::Agent, {
+    reload_applied => "ReloadAppliedCount",
+    reload_rejected => "ReloadRejectedCount",
+    last_reload_time => "LastReloadTime",
+});
+
+impl AgentCounters {
     fn render(&self) -> Vec<(&'static str, String)> {
         self.base_values()
     }

@@ -112,6 +112,16 @@ impl Props {
         p
     }
 
+    /// Every `(key, value)` in this view, keys relative to it, in key order. Two
+    /// components with equal snapshots are configured identically.
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        self.entries
+            .range(self.rel_prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&self.rel_prefix))
+            .map(|(k, v)| (k[self.rel_prefix.len()..].to_string(), v.value.clone()))
+            .collect()
+    }
+
     /// True when the key is present.
     pub fn has(&self, key: &str) -> bool {
         self.entries.contains_key(&self.rel(key))

@@ -1,24 +1,46 @@
-//! Building and running one agent.
+//! Building, running and reconfiguring one agent.
 
 use crate::monitor::{MetricsRegistry, MonitorServer};
 use crate::registry::{resolve_or_report, ComponentType};
 use crate::runner::{GroupRunner, Policy, Processor, SinkFactory, SinkSlot};
 use millrace_config::{AgentConfig, SinkGroupConfig};
-use millrace_core::counters::{inc, SinkCounters, SourceCounters};
+use millrace_core::counters::{
+    inc, now_millis, AgentCounters, Metrics, SinkCounters, SourceCounters,
+};
 use millrace_core::{
     CancellationToken, Channel, ChannelProcessor, Diagnostic, Interceptor, Props, Source,
     SourceContext,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 type SourceFactory = Arc<dyn Fn() -> Option<Box<dyn Source>> + Send + Sync>;
 
+/// What identifies a component's configuration: its properties and, for sources and
+/// sinks, the channel instances they use. Equal fingerprints across a reload mean the
+/// running component is kept as it is.
+type Fingerprint = Vec<(String, String)>;
+
+fn channel_id(ch: &Arc<dyn Channel>) -> String {
+    format!("{:p}", Arc::as_ptr(ch) as *const ())
+}
+
+#[derive(Clone)]
+struct ChannelPlan {
+    type_name: String,
+    fingerprint: Fingerprint,
+    channel: Arc<dyn Channel>,
+}
+
 struct SourcePlan {
     name: String,
+    type_name: String,
+    fingerprint: Fingerprint,
     factory: SourceFactory,
     processor: Arc<ChannelProcessor>,
     counters: Arc<SourceCounters>,
@@ -26,17 +48,18 @@ struct SourcePlan {
 
 struct GroupPlan {
     name: String,
+    fingerprint: Fingerprint,
     slots: Vec<SinkSlot>,
+    sink_types: Vec<String>,
     policy: Policy,
 }
 
 /// An agent built from its configuration, not started yet.
 pub struct Agent {
     pub name: String,
-    channels: Vec<(String, Arc<dyn Channel>)>,
+    channels: BTreeMap<String, ChannelPlan>,
     sources: Vec<SourcePlan>,
     groups: Vec<GroupPlan>,
-    registry: Arc<MetricsRegistry>,
 }
 
 /// Keys under which sinks and sources spell their batch size.
@@ -47,6 +70,16 @@ const BATCH_KEYS: &[&str] = &[
     "hdfs.batchSize",
     "flumeBatchSize",
 ];
+
+/// A component's diagnostics. When its type is unknown, its other properties cannot
+/// be judged, so only errors are kept (no "unknown property" noise).
+fn finish(props: &Props, type_known: bool) -> Vec<Diagnostic> {
+    let mut d = props.finish();
+    if !type_known {
+        d.retain(Diagnostic::is_error);
+    }
+    d
+}
 
 fn batch_line(props: &Props) -> usize {
     BATCH_KEYS
@@ -61,25 +94,41 @@ impl Agent {
     /// bound or created on disk. Returns the agent only when there is no error; the
     /// diagnostics (errors and warnings) come back either way, sorted by line.
     pub fn build(cfg: &AgentConfig) -> (Option<Agent>, Vec<Diagnostic>) {
+        Agent::build_reusing(cfg, &BTreeMap::new())
+    }
+
+    /// [`Agent::build`], keeping each channel of `running` whose name, type and
+    /// properties are unchanged, with its contents.
+    fn build_reusing(
+        cfg: &AgentConfig,
+        running: &BTreeMap<String, ChannelPlan>,
+    ) -> (Option<Agent>, Vec<Diagnostic>) {
         let mut diags = Vec::new();
-        let mut registry = MetricsRegistry::default();
         let mut ok = true;
 
-        let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
-        let mut channel_list = Vec::new();
+        let mut channels: BTreeMap<String, ChannelPlan> = BTreeMap::new();
         for c in &cfg.channels {
             let p = &c.props;
-            let built = resolve_or_report(ComponentType::Channel, &c.type_name, p, "type")
-                .and_then(|t| millrace_channels::build(t, &c.name, p));
-            diags.extend(p.finish());
-            match built {
-                Some(ch) => {
-                    registry.add(&c.name, &c.type_name, ch.counters().clone());
-                    channels.insert(c.name.clone(), ch.clone());
-                    channel_list.push((c.name.clone(), ch));
-                }
-                None => ok = false,
-            }
+            let ty = resolve_or_report(ComponentType::Channel, &c.type_name, p, "type");
+            let built = ty.and_then(|t| millrace_channels::build(t, &c.name, p));
+            diags.extend(finish(p, ty.is_some()));
+            let Some(ch) = built else {
+                ok = false;
+                continue;
+            };
+            let fingerprint = p.snapshot();
+            let channel = match running.get(&c.name) {
+                Some(old) if old.fingerprint == fingerprint => old.channel.clone(),
+                _ => ch,
+            };
+            channels.insert(
+                c.name.clone(),
+                ChannelPlan {
+                    type_name: c.type_name.clone(),
+                    fingerprint,
+                    channel,
+                },
+            );
         }
 
         let mut sources = Vec::new();
@@ -89,21 +138,21 @@ impl Agent {
             let ty = resolve_or_report(ComponentType::Source, &c.type_name, p, "type");
             let source = ty.and_then(|t| millrace_sources::build(t, p));
             let mut interceptors: Vec<Box<dyn Interceptor>> = Vec::new();
-            let mut factories_ok = true;
+            let mut parts_ok = true;
             for i in &s.interceptors {
                 let built =
                     resolve_or_report(ComponentType::Interceptor, &i.type_name, &i.props, "type")
                         .and_then(|t| millrace_interceptors::build(t, &i.props));
                 match built {
                     Some(b) => interceptors.push(b),
-                    None => factories_ok = false,
+                    None => parts_ok = false,
                 }
             }
             let selector = crate::selector::build(&s.selector, &s.channels);
             let chans: Option<Vec<Arc<dyn Channel>>> = s
                 .channels
                 .iter()
-                .map(|n| channels.get(n).cloned())
+                .map(|n| channels.get(n).map(|c| c.channel.clone()))
                 .collect();
             if let (Some(src), Some(chans)) = (&source, &chans) {
                 if let Some(b) = src.batch_size() {
@@ -119,24 +168,30 @@ impl Agent {
                                     ch.transaction_capacity()
                                 ),
                             ));
-                            factories_ok = false;
+                            parts_ok = false;
                         }
                     }
                 }
             }
-            diags.extend(p.finish());
-            match (ty, source, selector, chans, factories_ok) {
+            diags.extend(finish(p, ty.is_some()));
+            match (ty, source, selector, chans, parts_ok) {
                 (Some(ty), Some(_), Some(selector), Some(chans), true) => {
+                    let mut fingerprint = p.snapshot();
+                    fingerprint.extend(
+                        chans
+                            .iter()
+                            .map(|c| ("@channel".to_string(), channel_id(c))),
+                    );
                     let props = p.clone();
                     let factory: SourceFactory =
                         Arc::new(move || millrace_sources::build(ty, &props));
-                    let counters = Arc::new(SourceCounters::default());
-                    registry.add(&c.name, &c.type_name, counters.clone());
                     sources.push(SourcePlan {
                         name: c.name.clone(),
+                        type_name: c.type_name.clone(),
+                        fingerprint,
                         factory,
                         processor: Arc::new(ChannelProcessor::new(interceptors, selector, chans)),
-                        counters,
+                        counters: Arc::new(SourceCounters::default()),
                     });
                 }
                 _ => ok = false,
@@ -144,7 +199,12 @@ impl Agent {
         }
 
         // Sinks, by name, ready to be grouped.
-        let mut slots: HashMap<String, SinkSlot> = HashMap::new();
+        struct BuiltSink {
+            slot: SinkSlot,
+            type_name: String,
+            fingerprint: Fingerprint,
+        }
+        let mut built: HashMap<String, BuiltSink> = HashMap::new();
         let mut sink_order = Vec::new();
         for s in &cfg.sinks {
             let c = &s.component;
@@ -152,7 +212,7 @@ impl Agent {
             let counters = Arc::new(SinkCounters::default());
             let ty = resolve_or_report(ComponentType::Sink, &c.type_name, p, "type");
             let sink = ty.and_then(|t| millrace_sinks::build(t, &c.name, p, counters.clone()));
-            let channel = channels.get(&s.channel).cloned();
+            let channel = channels.get(&s.channel).map(|c| c.channel.clone());
             if let (Some(sink), Some(ch)) = (&sink, &channel) {
                 if sink.batch_size() > ch.transaction_capacity() {
                     diags.push(Diagnostic::error(
@@ -169,7 +229,7 @@ impl Agent {
                     ok = false;
                 }
             }
-            diags.extend(p.finish());
+            diags.extend(finish(p, ty.is_some()));
             match (ty, sink, channel) {
                 (Some(ty), Some(_), Some(channel)) => {
                     let props = p.clone();
@@ -177,15 +237,24 @@ impl Agent {
                     let fc = counters.clone();
                     let factory: SinkFactory =
                         Arc::new(move || millrace_sinks::build(ty, &name, &props, fc.clone()));
-                    registry.add(&c.name, &c.type_name, counters.clone());
+                    let mut fingerprint: Fingerprint = p
+                        .snapshot()
+                        .into_iter()
+                        .map(|(k, v)| (format!("{}.{k}", c.name), v))
+                        .collect();
+                    fingerprint.push(("@channel".into(), channel_id(&channel)));
                     sink_order.push(c.name.clone());
-                    slots.insert(
+                    built.insert(
                         c.name.clone(),
-                        SinkSlot {
-                            name: c.name.clone(),
-                            factory,
-                            channel,
-                            counters,
+                        BuiltSink {
+                            slot: SinkSlot {
+                                name: c.name.clone(),
+                                factory,
+                                channel,
+                                counters,
+                            },
+                            type_name: c.type_name.clone(),
+                            fingerprint,
                         },
                     );
                 }
@@ -194,10 +263,29 @@ impl Agent {
         }
 
         let mut groups = Vec::new();
+        let mut take_group = |name: String,
+                              policy: Policy,
+                              members: Vec<BuiltSink>,
+                              mut fingerprint: Fingerprint| {
+            let mut slots = Vec::new();
+            let mut sink_types = Vec::new();
+            for m in members {
+                fingerprint.extend(m.fingerprint);
+                sink_types.push(m.type_name);
+                slots.push(m.slot);
+            }
+            groups.push(GroupPlan {
+                name,
+                fingerprint,
+                slots,
+                sink_types,
+                policy,
+            });
+        };
         for g in &cfg.sinkgroups {
             let policy = build_policy(g);
             diags.extend(g.props.finish());
-            let members: Vec<SinkSlot> = g.sinks.iter().filter_map(|s| slots.remove(s)).collect();
+            let members: Vec<BuiltSink> = g.sinks.iter().filter_map(|s| built.remove(s)).collect();
             match policy {
                 Some(policy) if members.len() == g.sinks.len() => {
                     let policy = match policy {
@@ -214,22 +302,14 @@ impl Agent {
                             max_penalty,
                         },
                     };
-                    groups.push(GroupPlan {
-                        name: g.name.clone(),
-                        slots: members,
-                        policy,
-                    });
+                    take_group(g.name.clone(), policy, members, g.props.snapshot());
                 }
                 _ => ok = false,
             }
         }
         for name in sink_order {
-            if let Some(slot) = slots.remove(&name) {
-                groups.push(GroupPlan {
-                    name: name.clone(),
-                    slots: vec![slot],
-                    policy: Policy::Default,
-                });
+            if let Some(b) = built.remove(&name) {
+                take_group(name, Policy::Default, vec![b], Vec::new());
             }
         }
 
@@ -239,56 +319,32 @@ impl Agent {
         }
         let agent = ok.then(|| Agent {
             name: cfg.name.clone(),
-            channels: channel_list,
+            channels,
             sources,
             groups,
-            registry: Arc::new(registry),
         });
         (agent, diags)
-    }
-
-    pub fn metrics(&self) -> Arc<MetricsRegistry> {
-        self.registry.clone()
     }
 
     /// Starts sink runners, then sources, then (when `monitor` is set) the monitoring
     /// server. Channels need no start.
     pub async fn start(self, monitor: Option<SocketAddr>) -> std::io::Result<RunningAgent> {
-        for (_, ch) in &self.channels {
-            ch.counters().lifecycle.started();
-        }
-        let sink_stop = CancellationToken::new();
-        let mut sink_tasks = Vec::new();
-        for g in self.groups {
-            let n = g.slots.len();
-            let runner = GroupRunner {
-                group: g.name,
-                slots: g.slots,
-                processor: Processor::new(g.policy, n),
-            };
-            let stop = sink_stop.clone();
-            sink_tasks.push(tokio::spawn(runner.run(stop, DRAIN_TIMEOUT)));
-        }
-        let source_stop = CancellationToken::new();
-        let mut source_tasks = Vec::new();
-        for s in self.sources {
-            source_tasks.push(tokio::spawn(supervise_source(s, source_stop.clone())));
-        }
-        let monitor = match monitor {
-            Some(addr) => Some(MonitorServer::start(addr, self.registry.clone()).await?),
-            None => None,
+        let mut running = RunningAgent {
+            name: self.name.clone(),
+            channels: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            monitor: None,
+            registry: Arc::new(RwLock::new(Arc::new(MetricsRegistry::default()))),
+            counters: Arc::new(AgentCounters::default()),
         };
-        tracing::info!(agent = %self.name, "agent started");
-        Ok(RunningAgent {
-            name: self.name,
-            channels: self.channels,
-            source_stop,
-            source_tasks,
-            sink_stop,
-            sink_tasks,
-            monitor,
-            registry: self.registry,
-        })
+        running.counters.lifecycle.started();
+        running.apply(self).await;
+        if let Some(addr) = monitor {
+            running.monitor = Some(MonitorServer::start(addr, running.registry.clone()).await?);
+        }
+        tracing::info!(agent = %running.name, "agent started");
+        Ok(running)
     }
 }
 
@@ -412,55 +468,311 @@ async fn supervise_source(plan: SourcePlan, stop: CancellationToken) {
     plan.counters.lifecycle.stopped();
 }
 
-/// A started agent.
+struct RunningSource {
+    fingerprint: Fingerprint,
+    type_name: String,
+    counters: Arc<SourceCounters>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct RunningGroup {
+    fingerprint: Fingerprint,
+    channels: Vec<String>,
+    sinks: Vec<(String, String, Arc<SinkCounters>)>,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+/// A started agent. [`RunningAgent::reload`] moves it to a new configuration by
+/// difference.
 pub struct RunningAgent {
     pub name: String,
-    channels: Vec<(String, Arc<dyn Channel>)>,
-    source_stop: CancellationToken,
-    source_tasks: Vec<JoinHandle<()>>,
-    sink_stop: CancellationToken,
-    sink_tasks: Vec<JoinHandle<()>>,
+    channels: BTreeMap<String, ChannelPlan>,
+    sources: BTreeMap<String, RunningSource>,
+    groups: BTreeMap<String, RunningGroup>,
     monitor: Option<MonitorServer>,
-    registry: Arc<MetricsRegistry>,
+    registry: Arc<RwLock<Arc<MetricsRegistry>>>,
+    counters: Arc<AgentCounters>,
 }
 
 impl RunningAgent {
+    /// The counters of every running component.
     pub fn metrics(&self) -> Arc<MetricsRegistry> {
-        self.registry.clone()
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor.as_ref().map(|m| m.addr)
     }
 
-    /// Stops sources, lets sinks drain the channels (up to 30 s), then closes the
-    /// channels and the monitoring server.
-    pub async fn stop(self) {
-        tracing::info!(agent = %self.name, "stopping sources");
-        self.source_stop.cancel();
-        for t in self.source_tasks {
-            let _ = t.await;
-        }
-        tracing::info!(agent = %self.name, "draining channels into sinks");
-        self.sink_stop.cancel();
-        for t in self.sink_tasks {
-            let _ = t.await;
-        }
-        for (name, ch) in &self.channels {
-            ch.close().await;
-            ch.counters().lifecycle.stopped();
-            let left = ch.counters().channel_size();
-            if left > 0 {
-                if ch.is_durable() {
-                    tracing::info!(channel = %name, events = left, "events stay in the channel for the next start");
-                } else {
-                    tracing::warn!(channel = %name, events = left, "events left in a memory channel are lost at exit");
-                }
+    /// Moves the agent to `cfg`. An invalid configuration changes nothing and comes
+    /// back as its diagnostics. A valid one is applied by difference: components whose
+    /// configuration did not change keep running; a channel whose name, type and
+    /// properties are unchanged is kept with its contents, and one whose properties
+    /// changed hands its events to its replacement; removed and changed sources stop
+    /// first; sinks of removed channels drain them (up to 30 s) before they go.
+    /// Returns the warnings of the new configuration.
+    pub async fn reload(&mut self, cfg: &AgentConfig) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+        let (plan, diags) = Agent::build_reusing(cfg, &self.channels);
+        let Some(plan) = plan else {
+            inc(&self.counters.reload_rejected);
+            return Err(diags);
+        };
+        self.apply(plan).await;
+        inc(&self.counters.reload_applied);
+        self.counters
+            .last_reload_time
+            .store(now_millis(), Ordering::Relaxed);
+        Ok(diags)
+    }
+
+    /// Counts a reload refused before it reached [`RunningAgent::reload`] (the file
+    /// could not be read or did not parse).
+    pub fn count_rejected_reload(&self) {
+        inc(&self.counters.reload_rejected);
+    }
+
+    async fn apply(&mut self, plan: Agent) {
+        let Agent {
+            channels: new_channels,
+            sources: new_sources,
+            groups: new_groups,
+            ..
+        } = plan;
+
+        // 1. Sources that are gone or changed stop first, so nothing new enters a
+        //    channel that is about to change.
+        let keep_source = |name: &str, fp: &Fingerprint| {
+            new_sources
+                .iter()
+                .any(|s| s.name == name && &s.fingerprint == fp)
+        };
+        let stopping: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(n, s)| !keep_source(n, &s.fingerprint))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut stopped = Vec::new();
+        for n in stopping {
+            if let Some(s) = self.sources.remove(&n) {
+                tracing::info!(source = %n, "stopping source");
+                s.stop.cancel();
+                stopped.push(s.task);
             }
         }
-        if let Some(m) = self.monitor {
+        for t in stopped {
+            let _ = t.await;
+        }
+
+        // 2. Sink groups that are gone or changed stop; those reading a channel that
+        //    goes away drain it first.
+        let keep_group = |name: &str, fp: &Fingerprint| {
+            new_groups
+                .iter()
+                .any(|g| g.name == name && &g.fingerprint == fp)
+        };
+        let stopping: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(n, g)| !keep_group(n, &g.fingerprint))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut stopped = Vec::new();
+        for n in stopping {
+            if let Some(g) = self.groups.remove(&n) {
+                let drains = g.channels.iter().any(|c| !new_channels.contains_key(c));
+                let drain = if drains {
+                    DRAIN_TIMEOUT
+                } else {
+                    Duration::ZERO
+                };
+                tracing::info!(group = %n, drain = ?drain, "stopping sinks");
+                let _ = g.stop.send(Some(drain));
+                stopped.push(g.task);
+            }
+        }
+        for t in stopped {
+            let _ = t.await;
+        }
+
+        // 3. Channels that are gone are closed; channels replaced by a changed
+        //    configuration hand their events over once the new sinks run.
+        let mut transfers = Vec::new();
+        let old_channels = std::mem::take(&mut self.channels);
+        for (name, old) in old_channels {
+            match new_channels.get(&name) {
+                Some(new) if Arc::ptr_eq(&new.channel, &old.channel) => {}
+                Some(new) => transfers.push((name, old.channel, new.channel.clone())),
+                None => close_channel(&name, &old.channel).await,
+            }
+        }
+        for plan in new_channels.values() {
+            if plan.channel.counters().start_time() == 0 {
+                plan.channel.counters().lifecycle.started();
+            }
+        }
+        self.channels = new_channels;
+
+        // 4. New and changed sink groups start, then replaced channels move their
+        //    events, then new and changed sources start.
+        for g in new_groups {
+            if self.groups.contains_key(&g.name) {
+                continue;
+            }
+            let n = g.slots.len();
+            let channels = g
+                .slots
+                .iter()
+                .map(|s| s.channel.name().to_string())
+                .collect();
+            let sinks = g
+                .slots
+                .iter()
+                .zip(g.sink_types)
+                .map(|(s, t)| (s.name.clone(), t, s.counters.clone()))
+                .collect();
+            let runner = GroupRunner {
+                group: g.name.clone(),
+                slots: g.slots,
+                processor: Processor::new(g.policy, n),
+            };
+            let (stop, rx) = watch::channel(None);
+            let task = tokio::spawn(runner.run(rx));
+            self.groups.insert(
+                g.name,
+                RunningGroup {
+                    fingerprint: g.fingerprint,
+                    channels,
+                    sinks,
+                    stop,
+                    task,
+                },
+            );
+        }
+        for (name, from, to) in transfers {
+            transfer(&name, &from, &to).await;
+            close_channel(&name, &from).await;
+        }
+        for s in new_sources {
+            if self.sources.contains_key(&s.name) {
+                continue;
+            }
+            let stop = CancellationToken::new();
+            let name = s.name.clone();
+            let running = RunningSource {
+                fingerprint: s.fingerprint.clone(),
+                type_name: s.type_name.clone(),
+                counters: s.counters.clone(),
+                stop: stop.clone(),
+                task: tokio::spawn(supervise_source(s, stop)),
+            };
+            self.sources.insert(name, running);
+        }
+        self.publish_metrics();
+    }
+
+    fn publish_metrics(&self) {
+        let mut r = MetricsRegistry::default();
+        r.add(&self.name, "agent", self.counters.clone());
+        for (name, s) in &self.sources {
+            r.add(name, &s.type_name, s.counters.clone());
+        }
+        for (name, c) in &self.channels {
+            r.add(name, &c.type_name, c.channel.counters().clone());
+        }
+        for g in self.groups.values() {
+            for (name, ty, counters) in &g.sinks {
+                r.add(name, ty, counters.clone());
+            }
+        }
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
+    }
+
+    /// Stops sources, lets sinks drain the channels (up to 30 s), then closes the
+    /// channels and the monitoring server.
+    pub async fn stop(mut self) {
+        tracing::info!(agent = %self.name, "stopping sources");
+        for s in self.sources.values() {
+            s.stop.cancel();
+        }
+        for (_, s) in std::mem::take(&mut self.sources) {
+            let _ = s.task.await;
+        }
+        tracing::info!(agent = %self.name, "draining channels into sinks");
+        for g in self.groups.values() {
+            let _ = g.stop.send(Some(DRAIN_TIMEOUT));
+        }
+        for (_, g) in std::mem::take(&mut self.groups) {
+            let _ = g.task.await;
+        }
+        for (name, c) in &self.channels {
+            close_channel(name, &c.channel).await;
+        }
+        if let Some(m) = self.monitor.take() {
             m.stop();
         }
+        self.counters.lifecycle.stopped();
         tracing::info!(agent = %self.name, "agent stopped");
+    }
+}
+
+async fn close_channel(name: &str, ch: &Arc<dyn Channel>) {
+    ch.close().await;
+    ch.counters().lifecycle.stopped();
+    let left = ch.counters().channel_size();
+    if left > 0 {
+        if ch.is_durable() {
+            tracing::info!(channel = %name, events = left, "events stay in the channel for the next start");
+        } else {
+            tracing::warn!(channel = %name, events = left, "events left in a memory channel are lost when it closes");
+        }
+    }
+}
+
+/// Moves every event of a replaced channel into its replacement, in order, one
+/// transaction at a time: each batch is committed out of `from` only after `to`
+/// accepted it, so a failure leaves it in `from` rather than losing it.
+async fn transfer(name: &str, from: &Arc<dyn Channel>, to: &Arc<dyn Channel>) {
+    let batch = from
+        .transaction_capacity()
+        .min(to.transaction_capacity())
+        .max(1);
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let mut moved = 0u64;
+    loop {
+        let txn = match from.take(batch, Duration::ZERO).await {
+            Ok(t) if t.is_empty() => break,
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(channel = %name, error = %e, "reading the old channel failed");
+                break;
+            }
+        };
+        match to.put(txn.events().to_vec()).await {
+            Ok(()) => {
+                moved += txn.len() as u64;
+                if let Err(e) = txn.commit().await {
+                    tracing::error!(channel = %name, error = %e, "commit on the old channel failed; events may be duplicated");
+                }
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(channel = %name, error = %e, "the new channel refused events; retrying");
+                txn.rollback();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                tracing::error!(channel = %name, error = %e, "the new channel kept refusing events; the rest stay in the old one");
+                txn.rollback();
+                break;
+            }
+        }
+    }
+    if moved > 0 {
+        tracing::info!(channel = %name, events = moved, "events moved to the reconfigured channel");
     }
 }

@@ -24,19 +24,19 @@ pub use monitor::{MetricsRegistry, MonitorServer};
 pub mod testing {
     pub use crate::runner::Policy;
     use crate::runner::{GroupRunner, Processor, SinkSlot};
-    use millrace_core::{CancellationToken, Channel, Sink};
+    use millrace_core::{Channel, Sink};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     pub struct GroupHandle {
-        stop: CancellationToken,
+        stop: tokio::sync::watch::Sender<Option<Duration>>,
         task: tokio::task::JoinHandle<()>,
     }
 
     impl GroupHandle {
         /// Stops the group after it drained its channels (up to 30 s).
         pub async fn stop(self) {
-            self.stop.cancel();
+            let _ = self.stop.send(Some(Duration::from_secs(30)));
             let _ = self.task.await;
         }
     }
@@ -62,8 +62,8 @@ pub mod testing {
             slots,
             processor: Processor::new(policy, n),
         };
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(runner.run(stop.clone(), Duration::from_secs(30)));
+        let (stop, rx) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(runner.run(rx));
         GroupHandle { stop, task }
     }
 }

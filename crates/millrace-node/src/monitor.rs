@@ -14,7 +14,10 @@ use axum::Router;
 use millrace_core::counters::Metrics;
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+/// The registry the server reads; swapped whole when the agent is reconfigured.
+pub type SharedRegistry = Arc<RwLock<Arc<MetricsRegistry>>>;
 
 struct Entry {
     name: String,
@@ -121,7 +124,7 @@ pub struct MonitorServer {
 
 impl MonitorServer {
     /// Binds `addr` and serves until [`MonitorServer::stop`].
-    pub async fn start(addr: SocketAddr, registry: Arc<MetricsRegistry>) -> std::io::Result<Self> {
+    pub async fn start(addr: SocketAddr, registry: SharedRegistry) -> std::io::Result<Self> {
         let app = Router::new()
             .route("/metrics", get(json_handler).fallback(fallback))
             .route("/metrics/prometheus", get(prom_handler).fallback(fallback))
@@ -143,7 +146,12 @@ impl MonitorServer {
     }
 }
 
-async fn json_handler(State(r): State<Arc<MetricsRegistry>>) -> Response {
+fn current(r: &SharedRegistry) -> Arc<MetricsRegistry> {
+    r.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+async fn json_handler(State(r): State<SharedRegistry>) -> Response {
+    let r = current(&r);
     (
         [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
         r.json().to_string(),
@@ -151,7 +159,8 @@ async fn json_handler(State(r): State<Arc<MetricsRegistry>>) -> Response {
         .into_response()
 }
 
-async fn prom_handler(State(r): State<Arc<MetricsRegistry>>) -> Response {
+async fn prom_handler(State(r): State<SharedRegistry>) -> Response {
+    let r = current(&r);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         r.prometheus(),

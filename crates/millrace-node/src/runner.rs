@@ -7,7 +7,7 @@
 //! to the head of the channel) and the next candidate is tried.
 
 use millrace_core::counters::{add, inc, SinkCounters};
-use millrace_core::{CancellationToken, Channel, Sink};
+use millrace_core::{Channel, Sink};
 use rand::seq::SliceRandom;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,14 +127,20 @@ pub struct GroupRunner {
     pub processor: Processor,
 }
 
+/// Tells a running group to stop: `Some(d)` drains the channels for up to `d` first
+/// (zero stops after the batch in hand).
+pub type StopSignal = tokio::sync::watch::Receiver<Option<Duration>>;
+
 impl GroupRunner {
-    pub async fn run(mut self, stop: CancellationToken, drain_for: Duration) {
+    pub async fn run(mut self, mut stop: StopSignal) {
         let mut sinks: Vec<Option<Box<dyn Sink>>> = self.slots.iter().map(|_| None).collect();
         let mut backoff = Duration::from_millis(250);
         let mut drain_deadline: Option<Instant> = None;
         loop {
-            if drain_deadline.is_none() && stop.is_cancelled() {
-                drain_deadline = Some(Instant::now() + drain_for);
+            if drain_deadline.is_none() {
+                if let Some(d) = *stop.borrow() {
+                    drain_deadline = Some(Instant::now() + d);
+                }
             }
             if drain_deadline.is_some_and(|d| Instant::now() >= d) {
                 tracing::warn!(group = %self.group, "drain timeout reached; events left in the channel stay there");
@@ -152,7 +158,7 @@ impl GroupRunner {
                     };
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled(), if !draining => {}
+                        _ = stop.wait_for(Option::is_some), if !draining => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
