@@ -241,3 +241,28 @@ fn metrics_server_speaks_flume_http() {
     assert_eq!(http_request(port, "OPTIONS", "/metrics").unwrap().0, 403);
     assert_eq!(http_get(port, "/nothing").unwrap().0, 404);
 }
+
+#[test]
+fn flume_opts_in_the_conf_dir_supplies_system_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("flume.opts"),
+        format!("# monitoring for this agent\n-Dflume.monitoring.type=http -Dflume.monitoring.port={port}\n-Dseq.total=25\n"),
+    )
+    .unwrap();
+    let conf = write_conf(
+        dir.path(),
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.totalEvents = ${sys:seq.total}\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+    );
+    let conf_dir = dir.path().to_str().unwrap().to_string();
+    let _agent = AgentProcess::start("a1", &conf, &["-c", &conf_dir]);
+    wait_for(
+        Duration::from_secs(30),
+        "25 events, counted at the port flume.opts set",
+        || metrics(port).is_some_and(|m| counter(&m, "SINK.k1", "EventDrainSuccessCount") == 25),
+    );
+}

@@ -91,3 +91,54 @@ fn agent_refuses_to_start_on_errors_with_the_same_messages() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_variable_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("vars.conf");
+    std::fs::write(
+        &conf,
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = exec\na1.sources.r1.command = tail -F ${env:MILLRACE_UNSET_FOR_TEST}\n\
+         a1.sources.r1.channels = c1\na1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+    )
+    .unwrap();
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("{}:5: error:", conf.display()))
+            && text.contains("MILLRACE_UNSET_FOR_TEST"),
+        "{text}"
+    );
+}
+
+#[test]
+fn several_files_merge_in_order_with_a_warning_for_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.conf");
+    let site = dir.path().join("site.conf");
+    std::fs::write(
+        &base,
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\na1.channels.c1.capacity = 100\n\
+         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+    )
+    .unwrap();
+    std::fs::write(&site, "a1.channels.c1.capacity = 5000\n").unwrap();
+    let out = Command::new(bin("millrace-agent"))
+        .args(["configtest", "-n", "a1", "-f"])
+        .arg(&base)
+        .arg("-f")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{}:1: warning:", site.display()))
+            && err.contains(&format!("{}:7", base.display())),
+        "{err}"
+    );
+}

@@ -10,8 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use millrace_core::Diagnostic;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -37,20 +39,30 @@ struct AgentArgs {
     /// The agent to run: the first part of every key (`a1` in `a1.sources = r1`).
     #[arg(short = 'n', long = "name")]
     name: String,
-    /// The configuration file (Flume properties format).
-    #[arg(short = 'f', long = "conf-file", required = true)]
+    /// The configuration file (Flume properties format); several are merged in order,
+    /// a later key overriding an earlier one.
+    #[arg(short = 'f', long = "conf-file", required_unless_present = "conf_uri")]
     conf_file: Vec<PathBuf>,
-    /// Flume's configuration directory; accepted for compatibility (a `log4j2.xml`
-    /// there is not read; set RUST_LOG or -Dflume.root.logger instead).
+    /// Configuration from a URI: `file:/path` or `http://host:port/path` (read after
+    /// the -f files; polled every 300 s unless -i is given).
+    #[arg(long = "conf-uri")]
+    conf_uri: Vec<String>,
+    /// Flume's configuration directory: `-D` options in its `flume.opts` file are read
+    /// (the command line wins). A `log4j2.xml` there is not read; set RUST_LOG or
+    /// -Dflume.root.logger instead.
     #[arg(short = 'c', long = "conf")]
     conf_dir: Option<PathBuf>,
     /// Java-style system properties, e.g. `-Dflume.monitoring.type=http`
     /// `-Dflume.monitoring.port=34545` `-Dflume.root.logger=DEBUG,console`.
     #[arg(short = 'D', value_name = "KEY=VALUE")]
     defines: Vec<String>,
-    /// Accepted for compatibility; millrace does not reload the file yet.
+    /// Do not watch the configuration for changes (SIGHUP still reloads).
     #[arg(long = "no-reload-conf")]
     no_reload_conf: bool,
+    /// Seconds between checks of the configuration for changes (default 30 for files,
+    /// 300 when a --conf-uri is http).
+    #[arg(short = 'i', long = "poll-interval", value_name = "SECONDS")]
+    poll_interval: Option<u64>,
 }
 
 #[derive(Args)]
@@ -68,7 +80,15 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Configtest(a) => configtest(a),
         Cmd::Agent(a) => {
-            let defines = parse_defines(&a.defines);
+            let mut defines = match a.conf_dir.as_deref().map(read_flume_opts) {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+                None => BTreeMap::new(),
+            };
+            defines.extend(parse_defines(&a.defines));
             init_logging(defines.get("flume.root.logger").map(String::as_str));
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -91,6 +111,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// `-Dkey=value` options from `DIR/flume.opts`, when that file exists.
+fn read_flume_opts(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let path = dir.join("flume.opts");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    };
+    let defines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .filter_map(|t| t.strip_prefix("-D").map(str::to_string))
+        .collect();
+    Ok(parse_defines(&defines))
+}
+
 fn parse_defines(defines: &[String]) -> BTreeMap<String, String> {
     defines
         .iter()
@@ -111,8 +148,10 @@ fn init_logging(root_logger: Option<&str>) {
         .filter(|l| ["trace", "debug", "info", "warn", "error"].contains(&l.as_str()))
         .unwrap_or_else(|| "info".into());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -148,11 +187,133 @@ fn monitor_addr(defines: &BTreeMap<String, String>) -> anyhow::Result<Option<Soc
     }
 }
 
+/// Where the configuration comes from, in merge order.
+#[derive(Clone)]
+enum ConfSource {
+    File(PathBuf),
+    Http(String),
+}
+
+impl ConfSource {
+    fn name(&self) -> String {
+        match self {
+            ConfSource::File(p) => p.display().to_string(),
+            ConfSource::Http(u) => u.clone(),
+        }
+    }
+
+    fn read(&self) -> anyhow::Result<Vec<u8>> {
+        match self {
+            ConfSource::File(p) => std::fs::read(p)
+                .with_context(|| format!("cannot read configuration file {}", p.display())),
+            ConfSource::Http(u) => http_get(u),
+        }
+    }
+}
+
+fn conf_sources(a: &AgentArgs) -> anyhow::Result<Vec<ConfSource>> {
+    let mut v: Vec<ConfSource> = a.conf_file.iter().cloned().map(ConfSource::File).collect();
+    for u in &a.conf_uri {
+        if let Some(path) = u
+            .strip_prefix("file://")
+            .or_else(|| u.strip_prefix("file:"))
+        {
+            v.push(ConfSource::File(PathBuf::from(path)));
+        } else if u.starts_with("http://") {
+            v.push(ConfSource::Http(u.clone()));
+        } else if u.starts_with("https://") {
+            bail!("--conf-uri {u}: https is not supported; serve the file over http on a trusted network, or fetch it to a file and use -f");
+        } else {
+            bail!("--conf-uri {u}: use file:/path or http://host:port/path");
+        }
+    }
+    Ok(v)
+}
+
+/// A plain HTTP/1.0 GET, enough for a configuration server.
+fn http_get(url: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").context("not an http URL")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr}"))?
+        .next()
+        .with_context(|| format!("{addr} has no address"))?;
+    let timeout = Duration::from_secs(10);
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout)
+        .with_context(|| format!("cannot connect to {url}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: millrace-agent\r\n\r\n"
+    )?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)
+        .with_context(|| format!("reading {url}"))?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .with_context(|| format!("{url} sent no HTTP header"))?;
+    let head = String::from_utf8_lossy(&resp[..split]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        bail!("{url} answered {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(resp[split + 4..].to_vec())
+}
+
+/// A configuration as read, with a hash of its text to notice changes.
+struct Loaded {
+    cfg: Option<millrace_config::AgentConfig>,
+    diags: Vec<Diagnostic>,
+    hash: u64,
+}
+
+fn load_config(
+    sources: &[ConfSource],
+    agent: &str,
+    defines: &BTreeMap<String, String>,
+) -> anyhow::Result<Loaded> {
+    use std::hash::{Hash, Hasher};
+    let mut texts = Vec::new();
+    let mut diags = Vec::new();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for src in sources {
+        let bytes = src.read()?;
+        bytes.hash(&mut h);
+        let name: Arc<str> = Arc::from(src.name());
+        let (text, d) = millrace_config::decode(&name, bytes);
+        diags.extend(d);
+        texts.push((name, text));
+    }
+    let (cfg, d) = millrace_config::load_texts(&texts, agent, defines);
+    diags.extend(d);
+    Ok(Loaded {
+        cfg,
+        diags,
+        hash: h.finish(),
+    })
+}
+
 async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::Result<()> {
-    let _ = (a.conf_dir, a.no_reload_conf);
     let monitor = monitor_addr(&defines)?;
-    let (cfg, mut diags) =
-        millrace_config::load(&a.conf_file, &a.name).map_err(anyhow::Error::from)?;
+    let sources = conf_sources(&a)?;
+    let Loaded {
+        cfg,
+        mut diags,
+        mut hash,
+    } = load_config(&sources, &a.name, &defines)?;
+    let cfg = cfg.filter(|_| !diags.iter().any(Diagnostic::is_error));
     let Some(cfg) = cfg else {
         print_diags(&diags);
         bail!("the configuration has errors; the agent was not started");
@@ -164,29 +325,75 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
     let Some(agent) = agent.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
         bail!("the configuration has errors; the agent was not started");
     };
-    let running = agent
+    let mut running = agent
         .start(monitor)
         .await
         .context("cannot start the monitoring server")?;
-    wait_for_signal().await;
+
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let default_poll = if sources.iter().any(|s| matches!(s, ConfSource::Http(_))) {
+        300
+    } else {
+        30
+    };
+    let poll = Duration::from_secs(a.poll_interval.unwrap_or(default_poll).max(1));
+    let watch = !a.no_reload_conf;
+    loop {
+        let forced = tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => true,
+            _ = tokio::time::sleep(poll), if watch => false,
+        };
+        match load_config(&sources, &a.name, &defines) {
+            Err(e) => {
+                tracing::error!("configuration not reloaded: {e:#}");
+                running.count_rejected_reload();
+            }
+            Ok(l) if l.hash == hash && !forced => {}
+            Ok(Loaded {
+                cfg,
+                diags,
+                hash: h,
+            }) => {
+                hash = h;
+                tracing::info!("configuration changed; reloading");
+                let result = match cfg.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
+                    Some(cfg) => running
+                        .reload(&cfg)
+                        .await
+                        .map(|w| diags.into_iter().chain(w).collect::<Vec<_>>()),
+                    None => {
+                        running.count_rejected_reload();
+                        Err(diags)
+                    }
+                };
+                match result {
+                    Ok(warnings) => {
+                        for d in warnings {
+                            tracing::warn!("{d}");
+                        }
+                        tracing::info!("configuration reloaded");
+                    }
+                    Err(diags) => {
+                        for d in diags {
+                            if d.is_error() {
+                                tracing::error!("{d}");
+                            } else {
+                                tracing::warn!("{d}");
+                            }
+                        }
+                        tracing::error!("the new configuration has errors and was not applied; the agent keeps running as it was");
+                    }
+                }
+            }
+        }
+    }
     tracing::info!("shutdown requested");
     running.stop().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn configtest(a: ConfigtestArgs) -> ExitCode {

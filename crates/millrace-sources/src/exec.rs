@@ -153,7 +153,10 @@ impl ExecSource {
                         }
                         Ok(_) => {
                             strip_eol(&mut line);
-                            batch.push(Event::from_body(Bytes::from(std::mem::replace(&mut line, Vec::with_capacity(256)))));
+                            // Copying into an exact-size buffer and reusing `line` keeps
+                            // each queued event at its own size, not the read buffer's.
+                            batch.push(Event::from_body(Bytes::copy_from_slice(&line)));
+                            line.clear();
                             if batch.len() == 1 {
                                 flush_at = Some(Instant::now() + self.cfg.batch_timeout);
                             }
