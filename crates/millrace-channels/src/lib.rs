@@ -4,6 +4,7 @@
 //! | type | survives a crash | bounded by |
 //! |------|------------------|------------|
 //! | `memory` | no | `capacity` events, `byteCapacity` bytes |
+//! | `file` | yes: a committed put is on disk (synced) until its take commits | `capacity` events, `minimumRequiredSpace` free disk |
 //!
 //! ```
 //! use millrace_core::{Channel, Event, Props};
@@ -20,18 +21,20 @@
 //! });
 //! ```
 
+pub mod file;
 pub mod memory;
 
 use millrace_core::{Channel, Props};
 use std::sync::Arc;
 
 /// Every channel type this crate provides, by alias.
-pub const TYPES: &[&str] = &["memory"];
+pub const TYPES: &[&str] = &["memory", "file"];
 
 /// Resolves a channel type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
     match type_name.to_ascii_lowercase().as_str() {
         "memory" | "org.apache.flume.channel.memorychannel" => Some("memory"),
+        "file" | "org.apache.flume.channel.file.filechannel" => Some("file"),
         _ => None,
     }
 }
@@ -42,6 +45,10 @@ pub fn build(canonical: &str, name: &str, props: &Props) -> Option<Arc<dyn Chann
         "memory" => {
             let cfg = memory::MemoryChannelConfig::from_props(props)?;
             Some(Arc::new(memory::MemoryChannel::new(name, cfg)))
+        }
+        "file" => {
+            let cfg = file::FileChannelConfig::from_props(props)?;
+            Some(Arc::new(file::FileChannel::new(name, cfg)))
         }
         _ => None,
     }

@@ -130,6 +130,13 @@ pub trait Channel: Send + Sync + 'static {
 
     fn counters(&self) -> &Arc<ChannelCounters>;
 
+    /// Makes the channel ready (a durable channel locks its directories and replays
+    /// its log); called once before any put or take. May block for as long as replay
+    /// takes.
+    async fn open(&self) -> Result<(), ChannelError> {
+        Ok(())
+    }
+
     /// Flushes and releases resources; called once, after every source and sink using
     /// the channel has stopped.
     async fn close(&self) {}

@@ -1,0 +1,145 @@
+use millrace_core::Props;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of the `file` channel, under Flume's property names.
+#[derive(Debug, Clone)]
+pub struct FileChannelConfig {
+    /// `checkpointDir` (default `~/.flume/file-channel/checkpoint`): where the
+    /// checkpoint and the lock live.
+    pub checkpoint_dir: PathBuf,
+    /// `dataDirs` (comma separated, default `~/.flume/file-channel/data`): where the
+    /// log files live; new files rotate over the directories.
+    pub data_dirs: Vec<PathBuf>,
+    /// `capacity` (default 1000000): most events held.
+    pub capacity: usize,
+    /// `transactionCapacity` (default 10000): most events per put or take.
+    pub transaction_capacity: usize,
+    /// `maxFileSize` (bytes, default 2146435071): a log file is closed and a new one
+    /// started past this size.
+    pub max_file_size: u64,
+    /// `minimumRequiredSpace` (bytes, default 524288000): puts fail while a data
+    /// directory's file system has less free space than this.
+    pub minimum_required_space: u64,
+    /// `keep-alive` (seconds, default 3): how long a put waits for room.
+    pub keep_alive: Duration,
+    /// `checkpointInterval` (ms, default 30000): how often a checkpoint is written.
+    pub checkpoint_interval: Duration,
+    /// `useDualCheckpoints` (default false) with `backupCheckpointDir`: also keep a
+    /// copy of each checkpoint there, used when the main one is unreadable.
+    pub backup_checkpoint_dir: Option<PathBuf>,
+    /// `fsyncPerTransaction` (default true): every put and take commit is on disk
+    /// before it returns. With false, the log is synced at checkpoints only, and a
+    /// machine crash can lose the transactions since the last one.
+    pub fsync_per_transaction: bool,
+    /// `checkpointOnClose` (default true): write a checkpoint when the agent stops.
+    pub checkpoint_on_close: bool,
+    /// `skipCorruptRecords` (millrace, default false): on replay, skip the rest of a
+    /// log file after a corrupt record instead of refusing to start.
+    pub skip_corrupt_records: bool,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+impl FileChannelConfig {
+    pub fn from_props(p: &Props) -> Option<Self> {
+        let base = home().join(".flume/file-channel");
+        let checkpoint_dir = p
+            .get("checkpointDir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| base.join("checkpoint"));
+        let data_dirs: Vec<PathBuf> = match p.get("dataDirs") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => vec![base.join("data")],
+        };
+        if data_dirs.is_empty() {
+            p.error_at(
+                "dataDirs",
+                format!(
+                    "`{}` names no directory; list one or more, comma separated",
+                    p.full_key("dataDirs")
+                ),
+            );
+        }
+        let capacity = p.positive("capacity", 1_000_000) as usize;
+        let transaction_capacity = p.positive("transactionCapacity", 10_000) as usize;
+        if transaction_capacity > capacity {
+            p.error_at(
+                "transactionCapacity",
+                format!(
+                    "`{}` = {transaction_capacity} is larger than `{}` = {capacity}; lower transactionCapacity or raise capacity",
+                    p.full_key("transactionCapacity"),
+                    p.full_key("capacity")
+                ),
+            );
+        }
+        let max_file_size = p.u64_in("maxFileSize", 2_146_435_071, 1024 * 1024, u64::MAX / 2);
+        let minimum_required_space = p.u64_in("minimumRequiredSpace", 524_288_000, 0, u64::MAX / 2);
+        let keep_alive = p.seconds("keep-alive", 3);
+        let checkpoint_interval = p
+            .millis("checkpointInterval", 30_000)
+            .max(Duration::from_millis(100));
+        let dual = p.bool("useDualCheckpoints", false);
+        let backup = p.get("backupCheckpointDir").map(PathBuf::from);
+        if dual && backup.is_none() {
+            p.error_at(
+                "useDualCheckpoints",
+                format!(
+                    "`{}` = true needs `{}`; set it to a directory apart from checkpointDir",
+                    p.full_key("useDualCheckpoints"),
+                    p.full_key("backupCheckpointDir")
+                ),
+            );
+        }
+        if dual && backup.as_ref() == Some(&checkpoint_dir) {
+            p.error_at(
+                "backupCheckpointDir",
+                format!(
+                    "`{}` must differ from checkpointDir",
+                    p.full_key("backupCheckpointDir")
+                ),
+            );
+        }
+        let fsync_per_transaction = p.bool("fsyncPerTransaction", true);
+        let checkpoint_on_close = p.bool("checkpointOnClose", true);
+        let skip_corrupt_records = p.bool("skipCorruptRecords", false);
+        // Flume's settings that have no meaning here.
+        for k in [
+            "use-fast-replay",
+            "useLogReplayV1",
+            "checkpointDirs",
+            "encryption.activeKey",
+            "maxFileSize.preallocate",
+        ] {
+            if p.get(k).is_some() {
+                p.warn_at(k, format!("`{}` has no effect in millrace (replay is always from the checkpoint and the log tail)", p.full_key(k)));
+            }
+        }
+        if p.has_errors() {
+            return None;
+        }
+        Some(FileChannelConfig {
+            checkpoint_dir,
+            data_dirs,
+            capacity,
+            transaction_capacity,
+            max_file_size,
+            minimum_required_space,
+            keep_alive,
+            checkpoint_interval,
+            backup_checkpoint_dir: if dual { backup } else { None },
+            fsync_per_transaction,
+            checkpoint_on_close,
+            skip_corrupt_records,
+        })
+    }
+}

@@ -1,0 +1,316 @@
+use super::*;
+use millrace_core::Props;
+use std::path::Path;
+
+fn cfg(dir: &Path, extra: &[(&str, &str)]) -> FileChannelConfig {
+    let ck = dir.join("checkpoint");
+    let data = dir.join("data");
+    let mut pairs = vec![
+        ("checkpointDir", ck.to_str().unwrap()),
+        ("dataDirs", data.to_str().unwrap()),
+        ("capacity", "100000"),
+        ("transactionCapacity", "1000"),
+        ("minimumRequiredSpace", "0"),
+    ];
+    pairs.extend_from_slice(extra);
+    let p = Props::from_pairs(&pairs);
+    let c = FileChannelConfig::from_props(&p);
+    assert!(p.finish().iter().all(|d| !d.is_error()), "{:?}", p.finish());
+    c.unwrap()
+}
+
+fn open(c: &FileChannelConfig) -> (FileChannel, ReplayReport) {
+    let ch = FileChannel::new("c1", c.clone());
+    let r = ch.open_sync().expect("opens");
+    (ch, r)
+}
+
+fn events(range: std::ops::Range<u32>) -> Vec<Event> {
+    range
+        .map(|i| Event::from_body(i.to_string()).with_header("n", i.to_string()))
+        .collect()
+}
+
+async fn drain(ch: &FileChannel) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let t = ch.take(1000, Duration::ZERO).await.unwrap();
+        if t.is_empty() {
+            return out;
+        }
+        out.extend(
+            t.events()
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.body).into_owned()),
+        );
+        t.commit().await.unwrap();
+    }
+}
+
+fn nums(r: std::ops::Range<u32>) -> Vec<String> {
+    r.map(|i| i.to_string()).collect()
+}
+
+fn last_log(dir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log-"))
+        .collect();
+    logs.sort_by_key(|p| {
+        p.file_name().unwrap().to_str().unwrap()[4..]
+            .parse::<u64>()
+            .unwrap()
+    });
+    logs.pop().unwrap()
+}
+
+#[tokio::test]
+async fn committed_puts_survive_a_restart_and_committed_takes_stay_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[("checkpointOnClose", "false")]);
+    let (ch, _) = open(&c);
+    ch.put(events(0..10)).await.unwrap();
+    let t = ch.take(4, Duration::ZERO).await.unwrap();
+    t.commit().await.unwrap();
+    // A take that never commits leaves its events in the channel.
+    let t = ch.take(2, Duration::ZERO).await.unwrap();
+    std::mem::forget(t);
+    ch.close().await;
+    let (ch, r) = open(&c);
+    assert!(!r.from_checkpoint);
+    assert_eq!(r.pending, 6);
+    let t = ch.take(10, Duration::ZERO).await.unwrap();
+    assert_eq!(t.events()[0].header("n"), Some("4"), "headers survive");
+    drop(t);
+    assert_eq!(drain(&ch).await, nums(4..10));
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn replay_uses_the_checkpoint_and_the_tail_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let (ch, _) = open(&c);
+    ch.put(events(0..100)).await.unwrap();
+    ch.take(30, Duration::ZERO)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    ch.close().await; // checkpoint on close
+    let (ch, r) = open(&c);
+    assert!(r.from_checkpoint);
+    assert_eq!(r.pending, 70);
+    // After the checkpoint: more puts and takes, then a stop without a checkpoint.
+    ch.put(events(100..150)).await.unwrap();
+    ch.take(20, Duration::ZERO)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    let c2 = FileChannelConfig {
+        checkpoint_on_close: false,
+        ..c.clone()
+    };
+    let ch2 = FileChannel {
+        inner: ch.inner.clone(),
+    };
+    drop(ch);
+    ch2.close().await;
+    let (ch, r) = open(&c2);
+    assert!(r.from_checkpoint);
+    assert_eq!(drain(&ch).await, nums(50..150));
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn a_torn_tail_record_is_cut_off_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[("checkpointOnClose", "false")]);
+    let (ch, _) = open(&c);
+    ch.put(events(0..5)).await.unwrap();
+    ch.close().await;
+    // A crash in the middle of writing the next record.
+    let mut rec = Vec::new();
+    record::encode_put(&mut rec, 5, &events(5..8));
+    let log = last_log(dir.path());
+    let mut f = File::options().append(true).open(&log).unwrap();
+    f.write_all(&rec[..rec.len() / 2]).unwrap();
+    drop(f);
+    let (ch, r) = open(&c);
+    assert_eq!(r.torn_records, 1);
+    assert_eq!(drain(&ch).await, nums(0..5));
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_record_before_the_tail_stops_the_channel_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[("checkpointOnClose", "false")]);
+    let (ch, _) = open(&c);
+    ch.put(events(0..5)).await.unwrap();
+    ch.put(events(5..10)).await.unwrap();
+    ch.close().await;
+    // Damage the first record's body; the second record follows it.
+    let log = last_log(dir.path());
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[record::MAGIC.len() + 20] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+    let ch = FileChannel::new("c1", c.clone());
+    let err = ch.open_sync().expect_err("refuses to open").to_string();
+    assert!(
+        err.contains(&log.display().to_string()) && err.contains("offset 8"),
+        "{err}"
+    );
+    assert!(err.contains("skipCorruptRecords"), "{err}");
+    let skip = FileChannelConfig {
+        skip_corrupt_records: true,
+        ..c
+    };
+    let (ch, r) = open(&skip);
+    assert_eq!(r.skipped_corrupt, 1);
+    assert!(ch.is_empty(), "the rest of the damaged file is skipped");
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn without_a_checkpoint_the_whole_log_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let (ch, _) = open(&c);
+    ch.put(events(0..50)).await.unwrap();
+    ch.take(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    ch.close().await;
+    std::fs::remove_file(dir.path().join("checkpoint").join("checkpoint")).unwrap();
+    let (ch, r) = open(&c);
+    assert!(!r.from_checkpoint);
+    assert_eq!(drain(&ch).await, nums(10..50));
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn a_damaged_checkpoint_falls_back_to_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup");
+    let c = cfg(
+        dir.path(),
+        &[
+            ("useDualCheckpoints", "true"),
+            ("backupCheckpointDir", backup.to_str().unwrap()),
+        ],
+    );
+    let (ch, _) = open(&c);
+    ch.put(events(0..20)).await.unwrap();
+    ch.take(5, Duration::ZERO)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    ch.close().await;
+    let main = dir.path().join("checkpoint").join("checkpoint");
+    let mut b = std::fs::read(&main).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&main, b).unwrap();
+    let (ch, r) = open(&c);
+    assert!(r.from_checkpoint, "the backup was used");
+    assert_eq!(drain(&ch).await, nums(5..20));
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn a_second_agent_on_the_same_directories_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let (ch, _) = open(&c);
+    let other = FileChannel::new("c1", c.clone());
+    let err = other.open_sync().expect_err("refused").to_string();
+    assert!(err.contains("in use by another agent"), "{err}");
+    ch.close().await;
+    other.open_sync().expect("free after the first closed");
+    other.close().await;
+}
+
+#[tokio::test]
+async fn fully_taken_log_files_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[("maxFileSize", "1048576")]);
+    let (ch, _) = open(&c);
+    let big = |i: u32| Event::from_body(vec![b'x'; 10_000]).with_header("i", i.to_string());
+    for chunk in 0..10 {
+        ch.put((0..100).map(|i| big(chunk * 100 + i)).collect())
+            .await
+            .unwrap();
+    }
+    let logs = || {
+        std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("log-")
+            })
+            .count()
+    };
+    assert!(logs() >= 5, "{} files for 10 MB at 1 MB each", logs());
+    assert_eq!(drain(&ch).await.len(), 1000);
+    assert_eq!(
+        logs(),
+        1,
+        "only the file being written remains: {:?}",
+        ch.inner.lock().files
+    );
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn low_disk_space_refuses_puts_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(
+        dir.path(),
+        &[("minimumRequiredSpace", "4611686018427387903")],
+    );
+    let (ch, _) = open(&c);
+    let err = ch.put(events(0..1)).await.unwrap_err().to_string();
+    assert!(err.contains("minimumRequiredSpace"), "{err}");
+    assert!(ch.is_empty());
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_puts_share_syncs_and_keep_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let (ch, _) = open(&c);
+    let ch = Arc::new(ch);
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let ch = ch.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..20u32 {
+                let base = t * 10_000 + b * 100;
+                ch.put(events(base..base + 100)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ch.len(), 16_000);
+    ch.close().await;
+    let (ch, r) = open(&c);
+    assert_eq!(r.pending, 16_000);
+    ch.close().await;
+}
