@@ -2,10 +2,13 @@
 //! them, running an agent as a child process that is killed when the test ends, and
 //! waiting for conditions with a deadline.
 
-use std::io::{Read, Write};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -204,5 +207,72 @@ pub fn read_lines(dir: &Path) -> Vec<String> {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// Sends numbered lines to a netcat source and counts those acknowledged with OK;
+/// reconnects (to whatever port `port` holds) when the connection drops, resending
+/// the unacknowledged line.
+pub struct Sender {
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: std::thread::JoinHandle<BTreeSet<u64>>,
+}
+
+impl Sender {
+    pub fn start(port: Arc<AtomicU16>) -> Sender {
+        let acked = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (acked.clone(), stop.clone());
+        let task = std::thread::spawn(move || {
+            let mut done = BTreeSet::new();
+            let mut n = 1u64;
+            while !s.load(Ordering::SeqCst) {
+                let Ok(sock) = TcpStream::connect(("127.0.0.1", port.load(Ordering::SeqCst)))
+                else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                // One write per line, sent at once: with Nagle's algorithm the
+                // second half of a split line would wait for a delayed ACK.
+                sock.set_nodelay(true).unwrap();
+                let mut w = sock.try_clone().unwrap();
+                let mut r = BufReader::new(sock);
+                while !s.load(Ordering::SeqCst) {
+                    let mut ack = String::new();
+                    if w.write_all(format!("{n}\n").as_bytes()).is_err()
+                        || r.read_line(&mut ack).is_err()
+                        || ack != "OK\n"
+                    {
+                        break;
+                    }
+                    done.insert(n);
+                    a.store(done.len() as u64, Ordering::SeqCst);
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            done
+        });
+        Sender { acked, stop, task }
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    pub fn finish(self) -> BTreeSet<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.join().unwrap()
+    }
+}
+
+/// The numbers at the end of output lines.
+pub fn numbers(lines: &[String]) -> BTreeSet<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
         .collect()
 }

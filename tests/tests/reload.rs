@@ -2,11 +2,8 @@
 //! invalid edits are refused, and no committed event is lost.
 
 use millrace_e2e::*;
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,69 +19,6 @@ fn agent_counter(port: u16, name: &str) -> u64 {
     metrics(port)
         .map(|m| counter(&m, "AGENT.a1", name))
         .unwrap_or(0)
-}
-
-/// Sends numbered lines to a netcat source and counts those acknowledged with OK;
-/// reconnects (to whatever port `port` holds) when the connection drops, resending
-/// the unacknowledged line.
-struct Sender {
-    acked: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    task: std::thread::JoinHandle<BTreeSet<u64>>,
-}
-
-impl Sender {
-    fn start(port: Arc<AtomicU16>) -> Sender {
-        let acked = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (acked.clone(), stop.clone());
-        let task = std::thread::spawn(move || {
-            let mut done = BTreeSet::new();
-            let mut n = 1u64;
-            while !s.load(Ordering::SeqCst) {
-                let Ok(sock) = TcpStream::connect(("127.0.0.1", port.load(Ordering::SeqCst)))
-                else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                sock.set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let mut w = sock.try_clone().unwrap();
-                let mut r = BufReader::new(sock);
-                while !s.load(Ordering::SeqCst) {
-                    let mut ack = String::new();
-                    if writeln!(w, "{n}").is_err()
-                        || r.read_line(&mut ack).is_err()
-                        || ack != "OK\n"
-                    {
-                        break;
-                    }
-                    done.insert(n);
-                    a.store(done.len() as u64, Ordering::SeqCst);
-                    n += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-            done
-        });
-        Sender { acked, stop, task }
-    }
-
-    fn acked(&self) -> u64 {
-        self.acked.load(Ordering::SeqCst)
-    }
-
-    fn finish(self) -> BTreeSet<u64> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.task.join().unwrap()
-    }
-}
-
-fn numbers(lines: &[String]) -> BTreeSet<u64> {
-    lines
-        .iter()
-        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
-        .collect()
 }
 
 #[test]
@@ -315,4 +249,43 @@ fn memory_channel_keeps_its_events_across_a_reload() {
     assert!(agent.terminate(Duration::from_secs(30)).success());
     let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
     assert_eq!(read_lines(&out), expected);
+}
+
+#[test]
+fn sighup_reloads_at_once_even_without_watching() {
+    let dir = tempfile::tempdir().unwrap();
+    let mon = free_port();
+    let conf = dir.path().join("agent.conf");
+    let text = |total: u32| {
+        format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.totalEvents = {total}\na1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = memory\na1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n"
+        )
+    };
+    write_atomically(&conf, &text(10));
+    let mut agent = AgentProcess::start(
+        "a1",
+        &conf,
+        &[
+            "--no-reload-conf",
+            "-Dflume.monitoring.type=http",
+            &format!("-Dflume.monitoring.port={mon}"),
+        ],
+    );
+    wait_for(Duration::from_secs(30), "10 events", || {
+        metrics(mon).is_some_and(|m| counter(&m, "SINK.k1", "EventDrainSuccessCount") == 10)
+    });
+    write_atomically(&conf, &text(20));
+    agent.signal(libc::SIGHUP);
+    wait_for(
+        Duration::from_secs(30),
+        "the reload SIGHUP asked for",
+        || agent_counter(mon, "ReloadAppliedCount") == 1,
+    );
+    // The changed source ran again with its new total; the sink was kept.
+    wait_for(Duration::from_secs(30), "10 + 20 events", || {
+        metrics(mon).is_some_and(|m| counter(&m, "SINK.k1", "EventDrainSuccessCount") == 30)
+    });
+    assert!(agent.terminate(Duration::from_secs(30)).success());
 }

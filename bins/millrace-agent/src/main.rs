@@ -328,7 +328,7 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
     let mut running = agent
         .start(monitor)
         .await
-        .context("cannot start the monitoring server")?;
+        .context("the agent cannot start")?;
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;

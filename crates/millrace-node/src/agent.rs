@@ -4,9 +4,7 @@ use crate::monitor::{MetricsRegistry, MonitorServer};
 use crate::registry::{resolve_or_report, ComponentType};
 use crate::runner::{GroupRunner, Policy, Processor, SinkFactory, SinkSlot};
 use millrace_config::{AgentConfig, SinkGroupConfig};
-use millrace_core::counters::{
-    inc, now_millis, AgentCounters, Metrics, SinkCounters, SourceCounters,
-};
+use millrace_core::counters::{inc, now_millis, AgentCounters, SinkCounters, SourceCounters};
 use millrace_core::{
     CancellationToken, Channel, ChannelProcessor, Diagnostic, Interceptor, Props, Source,
     SourceContext,
@@ -339,7 +337,11 @@ impl Agent {
             counters: Arc::new(AgentCounters::default()),
         };
         running.counters.lifecycle.started();
-        running.apply(self).await;
+        let errors = running.apply(self).await;
+        if !errors.is_empty() {
+            running.stop().await;
+            return Err(std::io::Error::other(errors.join("; ")));
+        }
         if let Some(addr) = monitor {
             running.monitor = Some(MonitorServer::start(addr, running.registry.clone()).await?);
         }
@@ -522,7 +524,9 @@ impl RunningAgent {
             inc(&self.counters.reload_rejected);
             return Err(diags);
         };
-        self.apply(plan).await;
+        for e in self.apply(plan).await {
+            tracing::error!("after the reload: {e}");
+        }
         inc(&self.counters.reload_applied);
         self.counters
             .last_reload_time
@@ -536,7 +540,8 @@ impl RunningAgent {
         inc(&self.counters.reload_rejected);
     }
 
-    async fn apply(&mut self, plan: Agent) {
+    /// Returns what could not be started (channels that did not open).
+    async fn apply(&mut self, plan: Agent) -> Vec<String> {
         let Agent {
             channels: new_channels,
             sources: new_sources,
@@ -600,20 +605,33 @@ impl RunningAgent {
             let _ = t.await;
         }
 
-        // 3. Channels that are gone are closed; channels replaced by a changed
-        //    configuration hand their events over once the new sinks run.
+        // 3. Channels that are gone are closed. A replaced memory channel hands its
+        //    events over once the new sinks run; a replaced durable channel is closed
+        //    first and its replacement replays the same log. New channels open.
         let mut transfers = Vec::new();
+        let mut kept = std::collections::HashSet::new();
         let old_channels = std::mem::take(&mut self.channels);
         for (name, old) in old_channels {
             match new_channels.get(&name) {
-                Some(new) if Arc::ptr_eq(&new.channel, &old.channel) => {}
+                Some(new) if Arc::ptr_eq(&new.channel, &old.channel) => {
+                    kept.insert(name);
+                }
+                Some(_) if old.channel.is_durable() => close_channel(&name, &old.channel).await,
                 Some(new) => transfers.push((name, old.channel, new.channel.clone())),
                 None => close_channel(&name, &old.channel).await,
             }
         }
-        for plan in new_channels.values() {
-            if plan.channel.counters().start_time() == 0 {
-                plan.channel.counters().lifecycle.started();
+        let mut errors = Vec::new();
+        for (name, plan) in &new_channels {
+            if kept.contains(name) {
+                continue;
+            }
+            match plan.channel.open().await {
+                Ok(()) => plan.channel.counters().lifecycle.started(),
+                Err(e) => {
+                    tracing::error!(channel = %name, error = %e, "channel cannot open");
+                    errors.push(e.to_string());
+                }
             }
         }
         self.channels = new_channels;
@@ -674,6 +692,7 @@ impl RunningAgent {
             self.sources.insert(name, running);
         }
         self.publish_metrics();
+        errors
     }
 
     fn publish_metrics(&self) {

@@ -1,0 +1,124 @@
+//! The file channel through the real binary: kill -9 at random moments loses no
+//! acknowledged event, and two agents cannot share its directories.
+
+use millrace_e2e::*;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU16;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn conf(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let p = dir.join(format!("agent-{port}.conf"));
+    std::fs::write(
+        &p,
+        format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = netcat\na1.sources.r1.bind = 127.0.0.1\na1.sources.r1.port = {port}\n\
+             a1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = file\n\
+             a1.channels.c1.checkpointDir = {d}/checkpoint\n\
+             a1.channels.c1.dataDirs = {d}/data1,{d}/data2\n\
+             a1.channels.c1.maxFileSize = 1048576\n\
+             a1.channels.c1.checkpointInterval = 500\n\
+             a1.channels.c1.minimumRequiredSpace = 0\n\
+             a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = {d}/out\n\
+             a1.sinks.k1.sink.rollInterval = 0\na1.sinks.k1.sink.batchSize = 50\na1.sinks.k1.channel = c1\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A small deterministic generator, seeded from the clock and printed, so a failing
+/// schedule of kills can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn killed_five_times_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = conf(dir.path(), port);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill schedule seed: {seed}");
+    let mut rng = Rng(seed);
+    let mut agent = AgentProcess::start("a1", &conf, &[]);
+    let sender = Sender::start(Arc::new(AtomicU16::new(port)));
+    for kill in 1..=5 {
+        let target = sender.acked() + 100 + rng.below(600);
+        wait_for(
+            Duration::from_secs(60),
+            "lines acknowledged before the kill",
+            || sender.acked() >= target,
+        );
+        std::thread::sleep(Duration::from_millis(rng.below(50)));
+        agent.signal(libc::SIGKILL);
+        let _ = agent.child.wait();
+        println!("kill {kill}: {} lines acknowledged so far", sender.acked());
+        agent = AgentProcess::start("a1", &conf, &[]);
+    }
+    let target = sender.acked() + 300;
+    wait_for(
+        Duration::from_secs(60),
+        "lines after the last restart",
+        || sender.acked() >= target,
+    );
+    let sent = sender.finish();
+    let out = dir.path().join("out");
+    wait_for(
+        Duration::from_secs(60),
+        "every acknowledged line in the output",
+        || numbers(&read_lines(&out)).is_superset(&sent),
+    );
+    assert!(
+        agent.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        agent.log_text()
+    );
+    let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+    for n in read_lines(&out)
+        .iter()
+        .filter_map(|l| l.parse::<u64>().ok())
+    {
+        *seen.entry(n).or_default() += 1;
+    }
+    let duplicates: u32 = seen.values().map(|c| c - 1).sum();
+    println!(
+        "{} lines acknowledged, {} distinct in the output, {duplicates} duplicates",
+        sent.len(),
+        seen.len()
+    );
+    assert!(sent.iter().all(|n| seen.contains_key(n)));
+}
+
+#[test]
+fn a_second_agent_on_the_same_directories_fails_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = conf(dir.path(), free_port());
+    let second = conf(dir.path(), free_port());
+    let agent = AgentProcess::start("a1", &first, &[]);
+    wait_for(Duration::from_secs(30), "the first agent to start", || {
+        agent.log_text().contains("agent started")
+    });
+    let out = std::process::Command::new(bin("millrace-agent"))
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another agent"), "{err}");
+}
