@@ -1,11 +1,13 @@
 //! The `file` channel: a write-ahead log on disk, so that an event whose put committed
 //! survives a crash of the process or the machine until a take of it commits.
 //!
-//! - A put is one PUT record and a take commit one TAKE record (see [`record`]); the
-//!   call returns only once its record is written and, with `fsyncPerTransaction`
+//! - A put is one PUT record and a take commit one TAKE record (see [`record`]); a
+//!   put returns only once its record is written and, with `fsyncPerTransaction`
 //!   (the default), synced. One writer thread does all log I/O and syncs once for
 //!   every request waiting at that moment (group commit), so concurrent transactions
-//!   share an fsync.
+//!   share an fsync. A take commit is written at once and synced with the next put
+//!   or checkpoint: after a power cut, events taken in the last moments may be
+//!   delivered again, never lost.
 //! - Events are held in memory as well, so takes never read the disk; memory use
 //!   grows with the backlog (`capacity` bounds it).
 //! - A log file whose events have all been taken is deleted once every older file
@@ -531,7 +533,11 @@ impl Writer {
                 Req::Close { .. } => firsts.push(0),
             }
         }
-        let result = self.append(&buf);
+        // A take needs no sync of its own: losing its record to a power cut only makes
+        // the events come back (delivered again, never lost), and the next put's sync
+        // or checkpoint makes it durable anyway.
+        let sync = reqs.iter().any(|r| matches!(r, Req::Put { .. }));
+        let result = self.append(&buf, sync);
         let file_no = self.file_no;
         let mut st = self.inner.lock();
         let (mut put, mut taken) = (false, false);
@@ -618,7 +624,7 @@ impl Writer {
         out
     }
 
-    fn append(&mut self, buf: &[u8]) -> Result<(), String> {
+    fn append(&mut self, buf: &[u8], sync: bool) -> Result<(), String> {
         if self.size > record::MAGIC.len() as u64
             && self.size + buf.len() as u64 > self.inner.cfg.max_file_size
         {
@@ -634,7 +640,8 @@ impl Writer {
             .write_all(buf)
             .map_err(|e| format!("writing {} failed: {e}", path()))?;
         self.size += buf.len() as u64;
-        if self.inner.cfg.fsync_per_transaction {
+        if sync && self.inner.cfg.fsync_per_transaction {
+            self.unsynced = false;
             self.file
                 .sync_data()
                 .map_err(|e| format!("syncing {} failed: {e}", path()))?;
