@@ -99,3 +99,37 @@ async fn an_invalid_configuration_changes_nothing() {
     running.stop().await;
     assert_eq!(lines(&out), 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_channel_reopens_its_log_with_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, "").unwrap();
+    let text = |capacity: u32, sink_dir: &str| {
+        format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.totalEvents = 300\na1.sources.r1.batchSize = 100\n\
+             a1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = file\na1.channels.c1.capacity = {capacity}\na1.channels.c1.transactionCapacity = 100\n\
+             a1.channels.c1.checkpointDir = {d}/ck\na1.channels.c1.dataDirs = {d}/data\n\
+             a1.channels.c1.minimumRequiredSpace = 0\n\
+             a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = {sink_dir}\na1.sinks.k1.channel = c1\n",
+            d = dir.path().display()
+        )
+    };
+    let out = dir.path().join("out");
+    let (agent, _) = Agent::build(&cfg(&text(1000, &format!("{}/x", blocked.display()))));
+    let mut running = agent.unwrap().start(None).await.unwrap();
+    wait_until("300 events held", || {
+        gauge(&running, "CHANNEL.c1", "ChannelSize") == "300"
+    })
+    .await;
+    running
+        .reload(&cfg(&text(5000, out.to_str().unwrap())))
+        .await
+        .expect("valid configuration");
+    // 300 replayed from the log, and 300 more from the restarted seq source.
+    wait_until("600 lines written", || lines(&out) == 600).await;
+    assert_eq!(gauge(&running, "CHANNEL.c1", "ChannelCapacity"), "5000");
+    running.stop().await;
+}
