@@ -6,15 +6,17 @@
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
 //! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
 //! | `seq` | a counter 0, 1, 2, ... | test and benchmark load |
+//! | `spooldir` | complete files dropped into a directory | position kept after each committed put |
 
 pub mod exec;
 pub mod netcat;
 pub mod seq;
+pub mod spooldir;
 
 use millrace_core::{Props, Source};
 
 /// Every source type this crate provides, by alias.
-pub const TYPES: &[&str] = &["exec", "netcat", "seq"];
+pub const TYPES: &[&str] = &["exec", "netcat", "seq", "spooldir"];
 
 /// Resolves a source type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
@@ -22,6 +24,7 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "exec" | "org.apache.flume.source.execsource" => Some("exec"),
         "netcat" | "org.apache.flume.source.netcatsource" => Some("netcat"),
         "seq" | "org.apache.flume.source.sequencegeneratorsource" => Some("seq"),
+        "spooldir" | "org.apache.flume.source.spooldirectorysource" => Some("spooldir"),
         _ => None,
     }
 }
@@ -35,6 +38,8 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
         "netcat" => netcat::NetcatConfig::from_props(props)
             .map(|c| Box::new(netcat::NetcatSource::new(c)) as _),
         "seq" => seq::SeqConfig::from_props(props).map(|c| Box::new(seq::SeqSource::new(c)) as _),
+        "spooldir" => spooldir::SpoolDirConfig::from_props(props)
+            .map(|c| Box::new(spooldir::SpoolDirSource::new(c)) as _),
         _ => None,
     }
 }

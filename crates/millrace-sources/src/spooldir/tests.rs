@@ -1,0 +1,284 @@
+use super::*;
+use async_trait::async_trait;
+use millrace_channels::memory::{MemoryChannel, MemoryChannelConfig};
+use millrace_core::counters::ChannelCounters;
+use millrace_core::{
+    CancellationToken, Channel, ChannelError, ChannelProcessor, Event, Props, TakeTxn,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(dir: &Path, extra: &[(&str, &str)]) -> SpoolDirConfig {
+    let d = dir.to_str().unwrap();
+    let mut pairs = vec![("spoolDir", d), ("pollDelay", "20")];
+    pairs.extend_from_slice(extra);
+    let p = Props::from_pairs(&pairs);
+    let c = SpoolDirConfig::from_props(&p);
+    assert!(!p.has_errors(), "{:?}", p.finish());
+    c.unwrap()
+}
+
+fn memory() -> Arc<MemoryChannel> {
+    Arc::new(MemoryChannel::new(
+        "c1",
+        MemoryChannelConfig {
+            capacity: 100_000,
+            transaction_capacity: 1000,
+            ..Default::default()
+        },
+    ))
+}
+
+fn context(ch: Arc<dyn Channel>) -> SourceContext {
+    SourceContext {
+        name: "r1".into(),
+        processor: Arc::new(ChannelProcessor::single(ch)),
+        counters: Default::default(),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+async fn bodies(ch: &MemoryChannel) -> Vec<String> {
+    let t = ch.take(100_000, Duration::ZERO).await.unwrap();
+    let v = t
+        .events()
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.body).into_owned())
+        .collect();
+    t.commit().await.unwrap();
+    v
+}
+
+/// Runs the source until `done` holds (or 10 s pass), then stops it.
+async fn run_until(cfg: SpoolDirConfig, ctx: &SourceContext, done: impl Fn() -> bool) {
+    let mut src = SpoolDirSource::new(cfg);
+    let c = ctx.clone();
+    let task = tokio::spawn(async move { src.run(&c).await });
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < end, "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ctx.shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+fn set_mtime(path: &Path, secs_ago: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reads_oldest_first_renames_and_sets_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.log"), "b1\nb2\n").unwrap();
+    std::fs::write(dir.path().join("a.log"), "a1\n").unwrap();
+    std::fs::write(dir.path().join("empty.log"), "").unwrap();
+    std::fs::write(dir.path().join("skip.tmp"), "x\n").unwrap();
+    set_mtime(&dir.path().join("b.log"), 30);
+    set_mtime(&dir.path().join("a.log"), 20);
+    set_mtime(&dir.path().join("empty.log"), 10);
+    let cfg = config(
+        dir.path(),
+        &[("basenameHeader", "true"), ("ignorePattern", r"^.*\.tmp$")],
+    );
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(cfg, &ctx, || d.join("empty.log.COMPLETED").exists()).await;
+    let t = ch.take(10, Duration::ZERO).await.unwrap();
+    let got: Vec<(String, String)> = t
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                String::from_utf8_lossy(&e.body).into_owned(),
+                e.header("basename").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("b1".into(), "b.log".into()),
+            ("b2".into(), "b.log".into()),
+            ("a1".into(), "a.log".into())
+        ]
+    );
+    assert!(
+        dir.path().join("a.log.COMPLETED").exists() && dir.path().join("b.log.COMPLETED").exists()
+    );
+    assert!(dir.path().join("skip.tmp").exists(), "ignored files stay");
+}
+
+#[tokio::test]
+async fn resumes_at_the_committed_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app.log");
+    std::fs::write(&f, "one\ntwo\nthree\n").unwrap();
+    let cfg = config(dir.path(), &[]);
+    std::fs::create_dir_all(&cfg.tracker_dir).unwrap();
+    let m = std::fs::metadata(&f).unwrap();
+    Tracker {
+        file: f.clone(),
+        pos: 4,
+        size: m.len(),
+        mtime: mtime_ns(&m),
+    }
+    .write(&cfg.tracker_dir)
+    .unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(cfg, &ctx, || d.join("app.log.COMPLETED").exists()).await;
+    assert_eq!(bodies(&ch).await, ["two", "three"]);
+}
+
+#[tokio::test]
+async fn a_name_already_completed_is_reported_and_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.log"), "new\n").unwrap();
+    std::fs::write(dir.path().join("app.log.COMPLETED"), "old\n").unwrap();
+    std::fs::write(dir.path().join("other.log"), "other\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(config(dir.path(), &[]), &ctx, || {
+        d.join("other.log.COMPLETED").exists()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app.log.COMPLETED")).unwrap(),
+        "old\n",
+        "never overwritten"
+    );
+    assert!(dir.path().join("app.log").exists());
+    assert_eq!(ctx.counters.generic_processing_fail(), 1);
+}
+
+#[tokio::test]
+async fn invalid_utf8_follows_decode_error_policy() {
+    for (policy, expect_done, expect) in [
+        ("FAIL", false, vec!["ok"]),
+        ("REPLACE", true, vec!["ok", "bad \u{fffd}", "after"]),
+        ("IGNORE", true, vec!["ok", "bad ", "after"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.log"), b"ok\nbad \xff\nafter\n").unwrap();
+        std::fs::write(dir.path().join("z.log"), "next file\n").unwrap();
+        set_mtime(&dir.path().join("data.log"), 10);
+        let ch = memory();
+        let ctx = context(ch.clone());
+        let d = dir.path().to_path_buf();
+        run_until(
+            config(
+                dir.path(),
+                &[("decodeErrorPolicy", policy), ("batchSize", "1")],
+            ),
+            &ctx,
+            || d.join("z.log.COMPLETED").exists(),
+        )
+        .await;
+        let mut want: Vec<String> = expect.into_iter().map(String::from).collect();
+        want.push("next file".into());
+        assert_eq!(bodies(&ch).await, want, "{policy}");
+        assert_eq!(
+            dir.path().join("data.log.COMPLETED").exists(),
+            expect_done,
+            "{policy}"
+        );
+        assert_eq!(
+            ctx.counters.event_read_fail(),
+            u64::from(!expect_done),
+            "{policy}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_read_error_leaves_the_file_and_the_source_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory opens but cannot be read: the nearest thing to an unreadable file
+    // when the tests run as root.
+    let not_a_file = dir.path().join("broken.log");
+    std::fs::create_dir(&not_a_file).unwrap();
+    let mut src = SpoolDirSource::new(config(dir.path(), &[]));
+    let ch = memory();
+    let ctx = context(ch.clone());
+    assert!(matches!(
+        src.process(&ctx, not_a_file.clone()).await,
+        Outcome::Done
+    ));
+    assert!(src.failed.contains(&not_a_file));
+    assert_eq!(ctx.counters.event_read_fail(), 1);
+}
+
+/// A channel that appends to the spooled file whenever it receives events, as a
+/// misbehaving writer would.
+struct Meddler {
+    inner: Arc<MemoryChannel>,
+    file: PathBuf,
+}
+
+#[async_trait]
+impl Channel for Meddler {
+    fn name(&self) -> &str {
+        "c1"
+    }
+    async fn put(&self, batch: Vec<Event>) -> Result<(), ChannelError> {
+        use std::io::Write;
+        let mut f = std::fs::File::options()
+            .append(true)
+            .open(&self.file)
+            .unwrap();
+        f.write_all(b"late line\n").unwrap();
+        self.inner.put(batch).await
+    }
+    async fn take(&self, max: usize, wait: Duration) -> Result<TakeTxn, ChannelError> {
+        self.inner.take(max, wait).await
+    }
+    fn transaction_capacity(&self) -> usize {
+        1000
+    }
+    fn counters(&self) -> &Arc<ChannelCounters> {
+        self.inner.counters()
+    }
+}
+
+#[tokio::test]
+async fn a_file_changed_after_pickup_is_reported_and_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("growing.log");
+    std::fs::write(&f, "first\n").unwrap();
+    let inner = memory();
+    let ch = Arc::new(Meddler {
+        inner: inner.clone(),
+        file: f.clone(),
+    });
+    let ctx = context(ch);
+    let c = ctx.clone();
+    run_until(config(dir.path(), &[]), &c, || {
+        ctx.counters.generic_processing_fail() == 1
+    })
+    .await;
+    assert!(f.exists() && !dir.path().join("growing.log.COMPLETED").exists());
+    assert_eq!(bodies(&inner).await[0], "first");
+}
+
+#[tokio::test]
+async fn delete_policy_immediate_removes_read_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(
+        config(dir.path(), &[("deletePolicy", "immediate")]),
+        &ctx,
+        || !d.join("a.log").exists(),
+    )
+    .await;
+    assert!(!dir.path().join("a.log.COMPLETED").exists());
+    assert_eq!(bodies(&ch).await, ["x"]);
+}
