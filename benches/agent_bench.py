@@ -8,7 +8,8 @@ wrong, so a fast run that lost events never reads as a win.
 
     python3 benches/agent_bench.py [--events N] [--reps R] [SCENARIO ...]
 
-Scenarios: seq-null, exec-null, exec-file_roll (batch sizes 100 and 1000 each).
+Scenarios: seq-null, exec-null, exec-file_roll (N events of 100 bytes), and
+spooldir-null, taildir-null (1 GB of 200-byte lines), at batch sizes 100 and 1000.
 """
 import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -40,10 +41,20 @@ def make_lines(path, n, width):
 
 
 def config(scenario, batch, events, data, outdir):
+    work = os.path.dirname(outdir)
+    kind = scenario.split("-")[0]
+    if kind in ("spooldir", "taildir"):
+        # A hard link gives each run the data file without copying a gigabyte.
+        os.makedirs(os.path.join(work, "in"))
+        os.link(data, os.path.join(work, "in", "data.log"))
     src = {
         "seq": f"a1.sources.r1.type = seq\na1.sources.r1.totalEvents = {events}\n",
         "exec": f"a1.sources.r1.type = exec\na1.sources.r1.command = cat {data}\n",
-    }[scenario.split("-")[0]]
+        "spooldir": f"a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {work}/in\n",
+        "taildir": f"a1.sources.r1.type = TAILDIR\na1.sources.r1.filegroups = f1\n"
+        f"a1.sources.r1.filegroups.f1 = {work}/in/data\\\\.log\n"
+        f"a1.sources.r1.positionFile = {work}/pos.json\n",
+    }[kind]
     sink = {
         "null": f"a1.sinks.k1.type = null\na1.sinks.k1.batchSize = {batch}\n",
         "file_roll": f"a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = {outdir}\n"
@@ -128,12 +139,17 @@ def main():
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--deadline", type=float, default=300)
-    ap.add_argument("scenarios", nargs="*", default=["seq-null", "exec-null", "exec-file_roll"])
+    ap.add_argument("scenarios", nargs="*", default=["seq-null", "exec-null", "exec-file_roll", "spooldir-null", "taildir-null"])
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "millrace-agent"], cwd=ROOT, check=True)
     width = 100
     data = os.path.join(tempfile.gettempdir(), f"millrace-bench-{a.events}x{width}.txt")
     make_lines(data, a.events, width)
+    # The file sources read 1 GB of 200-byte lines.
+    file_events, file_width = 5_000_000, 200
+    file_data = os.path.join(tempfile.gettempdir(), f"millrace-bench-{file_events}x{file_width}.txt")
+    if any(s.split("-")[0] in ("spooldir", "taildir") for s in a.scenarios):
+        make_lines(file_data, file_events, file_width)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores, {cpu}, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}")
     print(f"command: python3 benches/agent_bench.py --events {a.events} --reps {a.reps} {' '.join(a.scenarios)}")
@@ -142,8 +158,12 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for sc in a.scenarios:
         for batch in (100, 1000):
-            runs = [run_once(sc, batch, a.events, width if sc.startswith("exec") else len(str(a.events)) // 2 + 1, data, a.deadline)
-                    for _ in range(a.reps)]
+            kind = sc.split("-")[0]
+            if kind in ("spooldir", "taildir"):
+                ev, w, d = file_events, file_width, file_data
+            else:
+                ev, w, d = a.events, (width if kind == "exec" else len(str(a.events)) // 2 + 1), data
+            runs = [run_once(sc, batch, ev, w, d, a.deadline) for _ in range(a.reps)]
             eps = [r["eps"] for r in runs]
             med = lambda k: statistics.median(r[k] for r in runs)
             print(f"| {sc} | {batch} | {statistics.median(eps):,.0f} ({min(eps):,.0f}-{max(eps):,.0f}) | "

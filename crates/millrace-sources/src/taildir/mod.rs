@@ -274,45 +274,56 @@ fn refresh(
 type Lines = (Vec<(u64, Bytes)>, u64, Vec<u8>);
 
 /// Complete lines from `pos`, at most `max`. Blocking.
+///
+/// Reads what `max` lines of a typical length need (at least 64 KiB), doubling the
+/// read while it holds no complete line, up to [`CHUNK`]; a line longer than that is
+/// emitted in pieces rather than stall the file.
 fn read_lines(file: &File, pos: u64, max: usize) -> std::io::Result<Lines> {
     let size = file.metadata()?.len();
     if pos >= size {
         return Ok((Vec::new(), pos, Vec::new()));
     }
-    let want = ((size - pos) as usize).min(CHUNK);
-    let mut buf = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
-        if n == 0 {
-            break;
+    let avail = (size - pos) as usize;
+    let mut want = avail.min((max * 256).clamp(64 * 1024, CHUNK));
+    loop {
+        let mut buf = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
         }
-        filled += n;
+        buf.truncate(filled);
+        let has_line = buf.contains(&b'\n');
+        if !has_line && filled == want && want < avail.min(CHUNK) {
+            want = (want * 2).min(avail.min(CHUNK));
+            continue;
+        }
+        let buf = Bytes::from(buf);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while out.len() < max {
+            let Some(i) = buf[start..].iter().position(|&b| b == b'\n') else {
+                break;
+            };
+            let end = start + i;
+            let line_end = if end > start && buf[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            out.push((pos + start as u64, buf.slice(start..line_end)));
+            start = end + 1;
+        }
+        if out.is_empty() && filled == CHUNK {
+            out.push((pos, buf.clone()));
+            start = filled;
+        }
+        let sig = buf[start.saturating_sub(16)..start].to_vec();
+        return Ok((out, pos + start as u64, sig));
     }
-    buf.truncate(filled);
-    let buf = Bytes::from(buf);
-    let mut out = Vec::new();
-    let mut start = 0;
-    while out.len() < max {
-        let Some(i) = buf[start..].iter().position(|&b| b == b'\n') else {
-            break;
-        };
-        let end = start + i;
-        let line_end = if end > start && buf[end - 1] == b'\r' {
-            end - 1
-        } else {
-            end
-        };
-        out.push((pos + start as u64, buf.slice(start..line_end)));
-        start = end + 1;
-    }
-    if out.is_empty() && filled == CHUNK {
-        // One line longer than a whole chunk: emit it in pieces rather than stall.
-        out.push((pos, buf.clone()));
-        start = filled;
-    }
-    let sig = buf[start.saturating_sub(16)..start].to_vec();
-    Ok((out, pos + start as u64, sig))
 }
 
 #[async_trait]
