@@ -133,7 +133,19 @@ counter_set!(
     event_put_success => "EventPutSuccessCount",
     event_take_attempt => "EventTakeAttemptCount",
     event_take_success => "EventTakeSuccessCount",
+    durable => "durable",
+    open => "Open",
+    unhealthy => "Unhealthy",
+    event_put_error => "EventPutErrorCount",
+    event_take_error => "EventTakeErrorCount",
+    checkpoint_write_error => "CheckpointWriteErrorCount",
+    checkpoint_backup_write_error => "CheckpointBackupWriteErrorCount",
+    replay_torn_records => "ReplayTornRecordCount",
 });
+
+/// Counters after this index exist for durable channels only (Flume's file channel
+/// adds them); `durable` itself is a flag, never shown.
+const CHANNEL_COMMON: usize = 6;
 
 impl ChannelCounters {
     pub fn with_capacity(capacity: u64) -> Self {
@@ -146,8 +158,24 @@ impl ChannelCounters {
         self.channel_size.store(size, Ordering::Relaxed);
     }
 
+    /// Marks the channel durable, so the file channel's extra counters are shown.
+    pub fn set_durable(&self) {
+        self.durable.store(1, Ordering::Relaxed);
+    }
+
     fn render(&self) -> Vec<(&'static str, String)> {
         let mut v = self.base_values();
+        if self.durable() == 1 {
+            v.remove(CHANNEL_COMMON);
+            // Open/Unhealthy read as Flume writes them.
+            for (k, val) in v.iter_mut() {
+                if *k == "Open" || *k == "Unhealthy" {
+                    *val = (val == "1").to_string();
+                }
+            }
+        } else {
+            v.truncate(CHANNEL_COMMON);
+        }
         let cap = self.channel_capacity();
         let fill = if cap == 0 {
             0.0
@@ -209,6 +237,17 @@ mod tests {
             .find(|(k, _)| *k == "ChannelFillPercentage")
             .unwrap();
         assert_eq!(fill.1, "25.0");
+    }
+
+    #[test]
+    fn durable_counters_show_for_durable_channels_only() {
+        let c = ChannelCounters::with_capacity(10);
+        let names: Vec<&str> = c.values().iter().map(|(k, _)| *k).collect();
+        assert_eq!(names.len(), 7);
+        assert!(!names.contains(&"Open") && !names.contains(&"durable"));
+        c.set_durable();
+        let names: Vec<&str> = c.values().iter().map(|(k, _)| *k).collect();
+        assert!(names.contains(&"CheckpointWriteErrorCount") && !names.contains(&"durable"));
     }
 
     #[test]

@@ -122,10 +122,12 @@ impl FileChannel {
     /// A channel that is not open yet: [`Channel::open`] locks the directories and
     /// replays the log.
     pub fn new(name: &str, cfg: FileChannelConfig) -> Self {
+        let counters = Arc::new(ChannelCounters::with_capacity(cfg.capacity as u64));
+        counters.set_durable();
         FileChannel {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                counters: Arc::new(ChannelCounters::with_capacity(cfg.capacity as u64)),
+                counters,
                 cfg,
                 state: Mutex::new(State::default()),
                 items: Notify::new(),
@@ -151,7 +153,14 @@ impl FileChannel {
         for d in &dirs {
             locks.push(lock_dir(d).map_err(|m| inner.failed(m))?);
         }
-        let r = replay::replay(cfg).map_err(|m| inner.failed(m))?;
+        let r = replay::replay(cfg).map_err(|m| {
+            inner.counters.unhealthy.store(1, Ordering::Relaxed);
+            inner.failed(m)
+        })?;
+        inner
+            .counters
+            .replay_torn_records
+            .store(r.report.torn_records, Ordering::Relaxed);
         let report = r.report.clone();
         let first_file = r.next_file;
         {
@@ -170,6 +179,7 @@ impl FileChannel {
             .map_err(|e| inner.failed(format!("cannot start the log writer: {e}")))?;
         *inner.locks.lock().unwrap_or_else(|e| e.into_inner()) = locks;
         inner.open.store(true, Ordering::SeqCst);
+        inner.counters.open.store(1, Ordering::Relaxed);
         tracing::info!(
             channel = %inner.name,
             pending = report.pending,
@@ -309,7 +319,10 @@ impl Channel for FileChannel {
                 add(&inner.counters.event_put_success, n as u64);
                 Ok(())
             }
-            Ok(Err(m)) => Err(inner.failed(m)),
+            Ok(Err(m)) => {
+                millrace_core::counters::inc(&inner.counters.event_put_error);
+                Err(inner.failed(m))
+            }
             Err(_) => Err(ChannelError::Closed(inner.name.clone())),
         }
     }
@@ -408,7 +421,10 @@ impl TakeHandle for FileTake {
                 Ok(())
             }
             // The writer put the events back at the head: the take did not happen.
-            Ok(Err(m)) => Err(self.inner.failed(m)),
+            Ok(Err(m)) => {
+                millrace_core::counters::inc(&self.inner.counters.event_take_error);
+                Err(self.inner.failed(m))
+            }
             Err(_) => Err(ChannelError::Closed(self.inner.name.clone())),
         }
     }
@@ -692,8 +708,17 @@ impl Writer {
             pending: record::ranges(&mut ids),
         };
         let cfg = &self.inner.cfg;
-        for dir in std::iter::once(&cfg.checkpoint_dir).chain(cfg.backup_checkpoint_dir.iter()) {
+        for (i, dir) in std::iter::once(&cfg.checkpoint_dir)
+            .chain(cfg.backup_checkpoint_dir.iter())
+            .enumerate()
+        {
             if let Err(e) = ckpt.write(dir) {
+                let c = &self.inner.counters;
+                millrace_core::counters::inc(if i == 0 {
+                    &c.checkpoint_write_error
+                } else {
+                    &c.checkpoint_backup_write_error
+                });
                 tracing::error!(channel = %self.inner.name, dir = %dir.display(), error = %e, "writing a checkpoint failed; replay will read more of the log");
             }
         }

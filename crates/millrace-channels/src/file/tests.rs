@@ -142,6 +142,13 @@ async fn a_torn_tail_record_is_cut_off_with_a_warning() {
     drop(f);
     let (ch, r) = open(&c);
     assert_eq!(r.torn_records, 1);
+    let shown: Vec<(&str, String)> =
+        millrace_core::counters::Metrics::values(ch.counters().as_ref());
+    assert!(
+        shown.contains(&("ReplayTornRecordCount", "1".to_string())),
+        "{shown:?}"
+    );
+    assert!(shown.contains(&("Open", "true".to_string())), "{shown:?}");
     assert_eq!(drain(&ch).await, nums(0..5));
     ch.close().await;
 }
