@@ -276,3 +276,30 @@ pub fn numbers(lines: &[String]) -> BTreeSet<u64> {
         .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok()))
         .collect()
 }
+
+/// A small deterministic generator for random kill moments. Seeded from the clock;
+/// the seed is printed so a failing schedule can be replayed with [`Rng::new`].
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn from_clock() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        println!("kill schedule seed: {}", seed | 1);
+        Rng::new(seed)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -30,31 +30,12 @@ fn conf(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     p
 }
 
-/// A small deterministic generator, seeded from the clock and printed, so a failing
-/// schedule of kills can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn killed_five_times_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let conf = conf(dir.path(), port);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill schedule seed: {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
     let mut agent = AgentProcess::start("a1", &conf, &[]);
     let sender = Sender::start(Arc::new(AtomicU16::new(port)));
     for kill in 1..=5 {

@@ -11,17 +11,6 @@ const SOURCE_BATCH: u64 = 500;
 const SINK_BATCH: u64 = 1000;
 const KILLS: u64 = 3;
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn killed_three_times_mid_stream_loses_no_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,13 +37,7 @@ fn killed_three_times_mid_stream_loses_no_line() {
         ),
     )
     .unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill schedule seed: {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
 
     // Files appear one by one, written under a hidden name and renamed in, as a log
     // shipper must do for a spooling directory.

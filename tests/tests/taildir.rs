@@ -16,17 +16,6 @@ const SOURCE_BATCH: u64 = 500;
 const SINK_BATCH: u64 = 1000;
 const KILLS: u64 = 3;
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn distinct_out(out: &Path) -> u64 {
     numbers(&read_lines(out)).len() as u64
 }
@@ -61,13 +50,7 @@ fn rotations_copy_truncate_and_kills_lose_no_line() {
         ),
     )
     .unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("kill schedule seed: {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
 
     let wlogs = logs.clone();
     let wout = out.clone();
