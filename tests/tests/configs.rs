@@ -78,3 +78,63 @@ fn sample_logs_template_routes_errors_and_the_rest() {
     );
     assert!(read_lines(&other).iter().all(|l| !l.contains(" ERROR ")));
 }
+
+/// A template with its absolute paths moved under `root`, as a user adapting it does.
+fn relocated(template: &str, root: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_path(template)).unwrap();
+    let text = text
+        .replace("/var/spool/millrace", &format!("{}/spool", root.display()))
+        .replace("/var/lib/millrace", &format!("{}/lib", root.display()))
+        .replace("/var/log/app", &format!("{}/log", root.display()))
+        .replace("= 3600", "= 0");
+    let path = root.join("agent.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn spooldir_archive_template_reads_a_dropped_file() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = relocated("configs/spooldir-file-archive.conf", root.path());
+    let incoming = root.path().join("spool/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let lines: Vec<String> = (0..500).map(|i| format!("archived {i}")).collect();
+    std::fs::write(root.path().join("batch.log"), lines.join("\n") + "\n").unwrap();
+    std::fs::rename(root.path().join("batch.log"), incoming.join("batch.log")).unwrap();
+    let mut agent = AgentProcess::start("archive", &conf, &[]);
+    let out = root.path().join("lib/archive/out");
+    wait_for(Duration::from_secs(30), "the dropped file archived", || {
+        read_lines(&out) == lines
+    });
+    assert!(incoming.join("batch.log.COMPLETED").exists());
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn taildir_template_follows_a_growing_log() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = relocated("configs/taildir-file.conf", root.path());
+    let log_dir = root.path().join("log");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    std::fs::write(log_dir.join("app.log"), "first\n").unwrap();
+    let mut agent = AgentProcess::start("tail", &conf, &[]);
+    let out = root.path().join("lib/tail/out");
+    wait_for(Duration::from_secs(30), "the first line", || {
+        read_lines(&out).len() == 1
+    });
+    use std::io::Write;
+    let mut f = std::fs::File::options()
+        .append(true)
+        .open(log_dir.join("app.log"))
+        .unwrap();
+    f.write_all(b"second\n").unwrap();
+    wait_for(Duration::from_secs(30), "the appended line", || {
+        read_lines(&out).len() == 2
+    });
+    let got = read_lines(&out);
+    assert!(
+        got[1].contains("service=checkout") && got[1].ends_with(" second"),
+        "{got:?}"
+    );
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+}
