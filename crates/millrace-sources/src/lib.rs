@@ -5,26 +5,46 @@
 //! |------|---------------|----------|
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
 //! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
+//! | `netcatudp` | UDP datagrams | none (UDP) |
+//! | `syslogtcp`, `multiport_syslogtcp`, `syslogudp` | syslog (RFC 3164, RFC 5424) | TCP: back-pressure through the connection |
 //! | `seq` | a counter 0, 1, 2, ... | test and benchmark load |
 //! | `spooldir` | complete files dropped into a directory | position kept after each committed put |
 //! | `TAILDIR` | growing files, followed through rotation | position file written after each committed put |
 
 pub mod exec;
 pub mod netcat;
+pub mod netcatudp;
 pub mod seq;
 pub mod spooldir;
+pub mod syslog;
 pub mod taildir;
 
 use millrace_core::{Props, Source};
 
 /// Every source type this crate provides, by alias.
-pub const TYPES: &[&str] = &["exec", "netcat", "seq", "spooldir", "TAILDIR"];
+pub const TYPES: &[&str] = &[
+    "exec",
+    "netcat",
+    "netcatudp",
+    "seq",
+    "spooldir",
+    "TAILDIR",
+    "syslogtcp",
+    "multiport_syslogtcp",
+    "syslogudp",
+];
 
 /// Resolves a source type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
     match type_name.to_ascii_lowercase().as_str() {
         "exec" | "org.apache.flume.source.execsource" => Some("exec"),
         "netcat" | "org.apache.flume.source.netcatsource" => Some("netcat"),
+        "netcatudp" | "org.apache.flume.source.netcatudpsource" => Some("netcatudp"),
+        "syslogtcp" | "org.apache.flume.source.syslogtcpsource" => Some("syslogtcp"),
+        "multiport_syslogtcp" | "org.apache.flume.source.multiportsyslogtcpsource" => {
+            Some("multiport_syslogtcp")
+        }
+        "syslogudp" | "org.apache.flume.source.syslogudpsource" => Some("syslogudp"),
         "seq" | "org.apache.flume.source.sequencegeneratorsource" => Some("seq"),
         "spooldir" | "org.apache.flume.source.spooldirectorysource" => Some("spooldir"),
         "taildir" | "org.apache.flume.source.taildir.taildirsource" => Some("TAILDIR"),
@@ -43,6 +63,16 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
         "seq" => seq::SeqConfig::from_props(props).map(|c| Box::new(seq::SeqSource::new(c)) as _),
         "spooldir" => spooldir::SpoolDirConfig::from_props(props)
             .map(|c| Box::new(spooldir::SpoolDirSource::new(c)) as _),
+        "netcatudp" => netcatudp::NetcatUdpConfig::from_props(props)
+            .map(|c| Box::new(netcatudp::NetcatUdpSource::new(c)) as _),
+        "syslogtcp" => syslog::SyslogConfig::from_props(props, syslog::Kind::Tcp)
+            .map(|c| Box::new(syslog::SyslogTcpSource::new(c)) as _),
+        "multiport_syslogtcp" => {
+            syslog::SyslogConfig::from_props(props, syslog::Kind::MultiportTcp)
+                .map(|c| Box::new(syslog::SyslogTcpSource::new(c)) as _)
+        }
+        "syslogudp" => syslog::SyslogConfig::from_props(props, syslog::Kind::Udp)
+            .map(|c| Box::new(syslog::SyslogUdpSource::new(c)) as _),
         "TAILDIR" => taildir::TaildirConfig::from_props(props)
             .map(|c| Box::new(taildir::TaildirSource::new(c)) as _),
         _ => None,
