@@ -6,12 +6,14 @@
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
 //! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
 //! | `netcatudp` | UDP datagrams | none (UDP) |
+//! | `http` | JSON (or whole bodies) POSTed over HTTP | 200 after the put commits, 503 when full |
 //! | `syslogtcp`, `multiport_syslogtcp`, `syslogudp` | syslog (RFC 3164, RFC 5424) | TCP: back-pressure through the connection |
 //! | `seq` | a counter 0, 1, 2, ... | test and benchmark load |
 //! | `spooldir` | complete files dropped into a directory | position kept after each committed put |
 //! | `TAILDIR` | growing files, followed through rotation | position file written after each committed put |
 
 pub mod exec;
+pub mod http;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
@@ -26,6 +28,7 @@ pub const TYPES: &[&str] = &[
     "exec",
     "netcat",
     "netcatudp",
+    "http",
     "seq",
     "spooldir",
     "TAILDIR",
@@ -40,6 +43,7 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "exec" | "org.apache.flume.source.execsource" => Some("exec"),
         "netcat" | "org.apache.flume.source.netcatsource" => Some("netcat"),
         "netcatudp" | "org.apache.flume.source.netcatudpsource" => Some("netcatudp"),
+        "http" | "org.apache.flume.source.http.httpsource" => Some("http"),
         "syslogtcp" | "org.apache.flume.source.syslogtcpsource" => Some("syslogtcp"),
         "multiport_syslogtcp" | "org.apache.flume.source.multiportsyslogtcpsource" => {
             Some("multiport_syslogtcp")
@@ -63,6 +67,9 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
         "seq" => seq::SeqConfig::from_props(props).map(|c| Box::new(seq::SeqSource::new(c)) as _),
         "spooldir" => spooldir::SpoolDirConfig::from_props(props)
             .map(|c| Box::new(spooldir::SpoolDirSource::new(c)) as _),
+        "http" => {
+            http::HttpConfig::from_props(props).map(|c| Box::new(http::HttpSource::new(c)) as _)
+        }
         "netcatudp" => netcatudp::NetcatUdpConfig::from_props(props)
             .map(|c| Box::new(netcatudp::NetcatUdpSource::new(c)) as _),
         "syslogtcp" => syslog::SyslogConfig::from_props(props, syslog::Kind::Tcp)
