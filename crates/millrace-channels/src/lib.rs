@@ -5,6 +5,7 @@
 //! |------|------------------|------------|
 //! | `memory` | no | `capacity` events, `byteCapacity` bytes |
 //! | `file` | yes: a committed put is on disk (synced) until its take commits | `capacity` events, `minimumRequiredSpace` free disk |
+//! | `SPILLABLEMEMORY` | what spilled to disk, not what was in memory | `memoryCapacity` + `overflowCapacity` |
 //!
 //! ```
 //! use millrace_core::{Channel, Event, Props};
@@ -23,18 +24,22 @@
 
 pub mod file;
 pub mod memory;
+pub mod spillable;
 
 use millrace_core::{Channel, Props};
 use std::sync::Arc;
 
 /// Every channel type this crate provides, by alias.
-pub const TYPES: &[&str] = &["memory", "file"];
+pub const TYPES: &[&str] = &["memory", "file", "SPILLABLEMEMORY"];
 
 /// Resolves a channel type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
     match type_name.to_ascii_lowercase().as_str() {
         "memory" | "org.apache.flume.channel.memorychannel" => Some("memory"),
         "file" | "org.apache.flume.channel.file.filechannel" => Some("file"),
+        "spillablememory" | "org.apache.flume.channel.spillablememorychannel" => {
+            Some("SPILLABLEMEMORY")
+        }
         _ => None,
     }
 }
@@ -45,6 +50,10 @@ pub fn build(canonical: &str, name: &str, props: &Props) -> Option<Arc<dyn Chann
         "memory" => {
             let cfg = memory::MemoryChannelConfig::from_props(props)?;
             Some(Arc::new(memory::MemoryChannel::new(name, cfg)))
+        }
+        "SPILLABLEMEMORY" => {
+            let cfg = spillable::SpillableConfig::from_props(props)?;
+            Some(Arc::new(spillable::SpillableChannel::new(name, cfg)))
         }
         "file" => {
             let cfg = file::FileChannelConfig::from_props(props)?;
