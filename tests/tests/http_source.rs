@@ -115,3 +115,87 @@ fn a_full_channel_answers_503() {
     assert_eq!(status, 503, "{reason}");
     assert!(reason.contains("full"), "{reason}");
 }
+
+#[test]
+fn https_with_pem_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = free_port();
+    let out = dir.path().join("out");
+    let mut agent = start(
+        dir.path(),
+        &format!(
+            "a1.sources.h.type = http\na1.sources.h.bind = 127.0.0.1\na1.sources.h.port = {port}\n\
+             a1.sources.h.enableSSL = true\na1.sources.h.sslCertificate = {}\na1.sources.h.sslKey = {}",
+            cert.display(),
+            key.display()
+        ),
+        out.to_str().unwrap(),
+        100,
+    );
+    let curl = |extra: &[&str]| {
+        let o = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+                "--cacert",
+            ])
+            .arg(&cert)
+            .args(extra)
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let url = format!("https://127.0.0.1:{port}/");
+    wait_for(Duration::from_secs(30), "the https port", || {
+        curl(&[&url]) == "405"
+    });
+    // A client speaking plain HTTP to the TLS port fails its handshake; the source
+    // keeps serving.
+    assert_ne!(http_post(port, "/", b"[]").map(|r| r.0), Some(200));
+    let status = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        r#"[{"headers": {"tls": "yes"}, "body": "secret"}]"#,
+        &url,
+    ]);
+    assert_eq!(status, "200");
+    wait_for(Duration::from_secs(30), "the event over https", || {
+        read_lines(&out).len() == 1
+    });
+    assert_eq!(read_lines(&out), ["{tls=yes} secret"]);
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+}

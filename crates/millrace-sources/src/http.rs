@@ -16,6 +16,13 @@ use axum::Router;
 use millrace_core::counters::inc;
 use millrace_core::{Event, Headers, Props, Source, SourceContext, SourceError};
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::server::TlsStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handler {
@@ -34,6 +41,32 @@ pub struct HttpConfig {
     pub handler: Handler,
     /// `maxBodySize` (bytes, default 10485760; `handler.maxBlobLength` for BLOB).
     pub max_body: usize,
+    /// `enableSSL` with `sslCertificate` and `sslKey` (PEM files): serve HTTPS.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
+/// A TLS server configuration from PEM files: the certificate chain and its key.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+    let open = |p: &Path| {
+        std::fs::File::open(p)
+            .map(std::io::BufReader::new)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut open(key)?)
+        .map_err(|e| format!("{} is not a PEM key file: {e}", key.display()))?
+        .ok_or_else(|| format!("{} holds no PEM private key", key.display()))?;
+    ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+    .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))
 }
 
 impl HttpConfig {
@@ -56,11 +89,27 @@ impl HttpConfig {
             .sub("handler.")
             .u64_in("maxBlobLength", 100_000_000, 1, 1 << 31) as usize;
         let body_max = p.u64_in("maxBodySize", 10 * 1024 * 1024, 1, 1 << 31) as usize;
+        let mut tls = None;
         if p.bool("enableSSL", false) {
-            p.error_at("enableSSL", format!("`{}` = true is not supported yet; terminate TLS in front of the agent (a reverse proxy) and send plain HTTP to it on 127.0.0.1", p.full_key("enableSSL")));
+            if p.get("keystore").is_some() {
+                p.error_at("keystore", format!("`{}`: Java keystores are not read; convert it to PEM (`openssl pkcs12 -in keystore.p12 -nodes -nokeys -out cert.pem` and `... -nocerts -out key.pem`) and set sslCertificate and sslKey", p.full_key("keystore")));
+            }
+            let cert = p.required(
+                "sslCertificate",
+                "set the PEM certificate (chain) file for HTTPS",
+            );
+            let key = p.required("sslKey", "set the PEM private key file for HTTPS");
+            if let (Some(cert), Some(key)) = (cert, key) {
+                match load_tls(Path::new(&cert), Path::new(&key)) {
+                    Ok(c) => tls = Some(Arc::new(c)),
+                    Err(e) => p.error_at(
+                        "sslCertificate",
+                        format!("`{}`: {e}", p.full_key("sslCertificate")),
+                    ),
+                }
+            }
         }
         for k in [
-            "keystore",
             "keystorePassword",
             "keystoreType",
             "excludeProtocols",
@@ -80,6 +129,7 @@ impl HttpConfig {
             } else {
                 body_max
             },
+            tls,
         })
     }
 }
@@ -193,7 +243,7 @@ impl HttpSource {
 impl Source for HttpSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
         let addr = format!("{}:{}", self.cfg.bind, self.cfg.port);
-        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        let listener = TcpListener::bind(&addr).await.map_err(|e| {
             SourceError::Failed(format!(
                 "cannot listen on {addr}: {e}; free the port or change `port`"
             ))
@@ -207,10 +257,90 @@ impl Source for HttpSource {
                 handler: self.cfg.handler,
             });
         let stop = ctx.shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .map_err(SourceError::Io)
+        match &self.cfg.tls {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .map_err(SourceError::Io),
+            Some(tls) => {
+                let tls_listener = TlsListener::start(listener, tls.clone(), ctx.clone())?;
+                axum::serve(tls_listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                    .map_err(SourceError::Io)
+            }
+        }
+    }
+}
+
+/// Accepts TCP connections and hands on those whose TLS handshake completed. Each
+/// handshake runs in its own task with a deadline, so a silent or broken client never
+/// holds up the others.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TlsListener {
+    fn start(
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        ctx: SourceContext,
+    ) -> Result<TlsListener, SourceError> {
+        let local = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::spawn(async move {
+            loop {
+                let (sock, peer) = tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return,
+                    r = listener.accept() => match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(source = %ctx.name, error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (acceptor, tx, ctx) = (acceptor.clone(), tx.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(source = %ctx.name, %peer, error = %e, "TLS handshake failed");
+                            inc(&ctx.counters.generic_processing_fail);
+                        }
+                        Err(_) => {
+                            tracing::debug!(source = %ctx.name, %peer, "TLS handshake timed out");
+                            inc(&ctx.counters.generic_processing_fail);
+                        }
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            // The acceptor stopped (shutdown): no more connections.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
     }
 }
 
