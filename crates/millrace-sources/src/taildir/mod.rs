@@ -47,6 +47,33 @@ pub struct Position {
     pub inode: u64,
     pub pos: u64,
     pub file: PathBuf,
+    /// The bytes just before `pos`, kept beside the position file (Flume's format has
+    /// no room for them) so that a file truncated and rewritten while the agent was
+    /// down is read again from its start.
+    pub sig: Vec<u8>,
+}
+
+/// Where the signatures beside a position file live.
+fn sig_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".millrace-sig");
+    PathBuf::from(p)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    s.len()
+        .is_multiple_of(2)
+        .then(|| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+                .collect()
+        })
+        .flatten()
 }
 
 /// Reads a position file (Flume's or millrace's); a missing file is empty.
@@ -68,6 +95,10 @@ pub fn read_positions(path: &Path) -> Result<Vec<Position>, String> {
     let arr = v
         .as_array()
         .ok_or_else(|| format!("position file {} is not a JSON array", path.display()))?;
+    let sigs: serde_json::Map<String, serde_json::Value> = std::fs::read_to_string(sig_path(path))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     Ok(arr
         .iter()
         .filter_map(|e| {
@@ -75,7 +106,18 @@ pub fn read_positions(path: &Path) -> Result<Vec<Position>, String> {
                 inode: e["inode"].as_u64()?,
                 pos: e["pos"].as_u64()?,
                 file: PathBuf::from(e["file"].as_str()?),
+                sig: Vec::new(),
             })
+        })
+        .map(|mut p| {
+            if let Some(s) = sigs
+                .get(&p.inode.to_string())
+                .and_then(|v| v.as_str())
+                .and_then(unhex)
+            {
+                p.sig = s;
+            }
+            p
         })
         .collect())
 }
@@ -89,6 +131,16 @@ pub fn write_positions(path: &Path, positions: &[Position]) -> std::io::Result<(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // Signatures first: a crash between the two writes leaves signatures that are
+    // newer than the positions, which only makes a truncation check stricter.
+    let sigs: serde_json::Map<String, serde_json::Value> = positions
+        .iter()
+        .map(|p| (p.inode.to_string(), serde_json::Value::String(hex(&p.sig))))
+        .collect();
+    let sig_file = sig_path(path);
+    let sig_tmp = sig_file.with_extension("millrace-sig.tmp");
+    std::fs::write(&sig_tmp, serde_json::Value::Object(sigs).to_string())?;
+    std::fs::rename(sig_tmp, sig_file)?;
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::Value::Array(v).to_string())?;
     std::fs::rename(tmp, path)
@@ -117,6 +169,7 @@ impl TaildirSource {
                 inode,
                 pos: t.pos,
                 file: t.path.clone(),
+                sig: t.sig.clone(),
             })
             .collect()
     }
@@ -193,7 +246,7 @@ fn refresh(
                             matched: false,
                             last_size: 0,
                             last_change: now,
-                            sig: Vec::new(),
+                            sig: p.sig.clone(),
                         },
                     );
                 }
@@ -210,10 +263,10 @@ fn refresh(
             None => {
                 let Ok(f) = File::open(&path) else { continue };
                 let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                let pos = match recorded.remove(&inode) {
-                    Some(p) => p.pos,
-                    None if cfg.skip_to_end => size,
-                    None => 0,
+                let (pos, sig) = match recorded.remove(&inode) {
+                    Some(p) => (p.pos, p.sig),
+                    None if cfg.skip_to_end => (size, Vec::new()),
+                    None => (0, Vec::new()),
                 };
                 tracing::info!(source = name, file = %path.display(), pos, "following file");
                 tails.insert(
@@ -226,7 +279,7 @@ fn refresh(
                         matched: true,
                         last_size: size,
                         last_change: now,
-                        sig: Vec::new(),
+                        sig,
                     },
                 );
             }

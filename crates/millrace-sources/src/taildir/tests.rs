@@ -158,6 +158,28 @@ async fn restart_resumes_at_the_saved_position_even_after_rotation() {
     r.stop().await;
 }
 
+#[tokio::test]
+async fn a_file_truncated_and_regrown_while_the_agent_was_down_is_read_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let pos = dir.path().join("pos.json");
+    append(&log, "old-1\nold-2\n");
+    let mut r = Running::start(config(dir.path(), &pos, &[]));
+    r.wait_for(2).await;
+    r.stop().await;
+    // copytruncate while the agent is down, then the file grows past the old position.
+    File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "new-1\nnew-2\nnew-3\n");
+    let mut r = Running::start(config(dir.path(), &pos, &[]));
+    assert_eq!(r.wait_for(3).await, ["new-1", "new-2", "new-3"]);
+    r.stop().await;
+}
+
 #[test]
 fn flume_position_files_are_read_and_ours_have_the_same_shape() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +195,8 @@ fn flume_position_files_are_read_and_ours_have_the_same_shape() {
         Position {
             inode: 2496001,
             pos: 1024,
-            file: "/var/log/app/app.log".into()
+            file: "/var/log/app/app.log".into(),
+            sig: Vec::new(),
         }
     );
     write_positions(&p, &read).unwrap();
