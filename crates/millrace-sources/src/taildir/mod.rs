@@ -110,12 +110,14 @@ pub fn read_positions(path: &Path) -> Result<Vec<Position>, String> {
             })
         })
         .map(|mut p| {
-            if let Some(s) = sigs
-                .get(&p.inode.to_string())
-                .and_then(|v| v.as_str())
-                .and_then(unhex)
-            {
-                p.sig = s;
+            // A signature counts only for the position it was taken at: a crash
+            // between the two writes leaves them apart, and comparing bytes at the
+            // wrong offset would mistake an intact file for a rewritten one.
+            let entry = sigs.get(&p.inode.to_string());
+            if entry.and_then(|e| e["pos"].as_u64()) == Some(p.pos) {
+                if let Some(s) = entry.and_then(|e| e["sig"].as_str()).and_then(unhex) {
+                    p.sig = s;
+                }
             }
             p
         })
@@ -131,11 +133,16 @@ pub fn write_positions(path: &Path, positions: &[Position]) -> std::io::Result<(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // Signatures first: a crash between the two writes leaves signatures that are
-    // newer than the positions, which only makes a truncation check stricter.
+    // Each signature carries the position it belongs to, so that a crash between
+    // the two writes below is recognised when they are read back.
     let sigs: serde_json::Map<String, serde_json::Value> = positions
         .iter()
-        .map(|p| (p.inode.to_string(), serde_json::Value::String(hex(&p.sig))))
+        .map(|p| {
+            (
+                p.inode.to_string(),
+                serde_json::json!({"pos": p.pos, "sig": hex(&p.sig)}),
+            )
+        })
         .collect();
     let sig_file = sig_path(path);
     let sig_tmp = sig_file.with_extension("millrace-sig.tmp");

@@ -209,3 +209,24 @@ fn flume_position_files_are_read_and_ours_have_the_same_shape() {
     }
     assert_eq!(read_positions(&p).unwrap(), read);
 }
+
+#[test]
+fn a_signature_from_another_position_is_not_used() {
+    // A crash between writing the signatures and the positions leaves the signature
+    // of a later position beside an older one; checking those bytes at the older
+    // offset would take an intact file for a rewritten one and read it all again.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("taildir_position.json");
+    let at = |pos: u64, sig: &[u8]| Position {
+        inode: 7,
+        pos,
+        file: "/var/log/app.log".into(),
+        sig: sig.to_vec(),
+    };
+    write_positions(&p, &[at(100, b"line 9\n")]).unwrap();
+    assert_eq!(read_positions(&p).unwrap(), [at(100, b"line 9\n")]);
+    let older = std::fs::read(&p).unwrap();
+    write_positions(&p, &[at(200, b"line 19\n")]).unwrap();
+    std::fs::write(&p, older).unwrap();
+    assert_eq!(read_positions(&p).unwrap(), [at(100, b"")]);
+}
