@@ -22,7 +22,7 @@ cargo --version
 
 # Debian packages the build and the tests use.
 missing=()
-for tool in cmake:cmake java:openjdk-17-jdk-headless mvn:maven curl:curl; do
+for tool in curl:curl openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -336,3 +336,55 @@ pub fn http_post(port: u16, path: &str, body: &[u8]) -> Option<(u16, String)> {
         .unwrap_or_default();
     Some((status, body))
 }
+
+/// Kills the agent with SIGKILL `kills` times and restarts it from `conf` each time.
+/// Each kill comes once `progress()` has grown by `min_step` plus a random part of
+/// `random_step` (never beyond `cap`), then after a random pause of up to 30 ms.
+/// Returns the agent started last.
+#[allow(clippy::too_many_arguments)]
+pub fn kill_repeatedly(
+    mut agent: AgentProcess,
+    name: &str,
+    conf: &Path,
+    kills: u64,
+    rng: &mut Rng,
+    (min_step, random_step, cap): (u64, u64, u64),
+    what: &str,
+    progress: impl Fn() -> u64,
+) -> AgentProcess {
+    for kill in 1..=kills {
+        let target = (progress() + min_step + rng.below(random_step)).min(cap);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while progress() < target {
+            assert!(
+                Instant::now() < deadline,
+                "{what} stuck at {} before kill {kill}; agent log:\n{}",
+                progress(),
+                agent.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(30)));
+        agent.signal(libc::SIGKILL);
+        let _ = agent.child.wait();
+        println!("kill {kill}: {what} at {}", progress());
+        agent = AgentProcess::start(name, conf, &[]);
+    }
+    agent
+}
+
+/// The numbers at the end of output lines: how many distinct ones, and how many lines
+/// repeat one already seen.
+pub fn distinct_and_duplicates(lines: &[String]) -> (BTreeSet<u64>, u64) {
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    for n in lines
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    {
+        if !seen.insert(n) {
+            duplicates += 1;
+        }
+    }
+    (seen, duplicates)
+}

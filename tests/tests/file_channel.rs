@@ -2,7 +2,6 @@
 //! acknowledged event, and two agents cannot share its directories.
 
 use millrace_e2e::*;
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,21 +35,18 @@ fn killed_five_times_loses_no_acknowledged_event() {
     let port = free_port();
     let conf = conf(dir.path(), port);
     let mut rng = Rng::from_clock();
-    let mut agent = AgentProcess::start("a1", &conf, &[]);
+    let agent = AgentProcess::start("a1", &conf, &[]);
     let sender = Sender::start(Arc::new(AtomicU16::new(port)));
-    for kill in 1..=5 {
-        let target = sender.acked() + 100 + rng.below(600);
-        wait_for(
-            Duration::from_secs(60),
-            "lines acknowledged before the kill",
-            || sender.acked() >= target,
-        );
-        std::thread::sleep(Duration::from_millis(rng.below(50)));
-        agent.signal(libc::SIGKILL);
-        let _ = agent.child.wait();
-        println!("kill {kill}: {} lines acknowledged so far", sender.acked());
-        agent = AgentProcess::start("a1", &conf, &[]);
-    }
+    let mut agent = kill_repeatedly(
+        agent,
+        "a1",
+        &conf,
+        5,
+        &mut rng,
+        (100, 600, u64::MAX),
+        "lines acknowledged",
+        || sender.acked(),
+    );
     let target = sender.acked() + 300;
     wait_for(
         Duration::from_secs(60),
@@ -69,20 +65,13 @@ fn killed_five_times_loses_no_acknowledged_event() {
         "{}",
         agent.log_text()
     );
-    let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
-    for n in read_lines(&out)
-        .iter()
-        .filter_map(|l| l.parse::<u64>().ok())
-    {
-        *seen.entry(n).or_default() += 1;
-    }
-    let duplicates: u32 = seen.values().map(|c| c - 1).sum();
+    let (seen, duplicates) = distinct_and_duplicates(&read_lines(&out));
     println!(
         "{} lines acknowledged, {} distinct in the output, {duplicates} duplicates",
         sent.len(),
         seen.len()
     );
-    assert!(sent.iter().all(|n| seen.contains_key(n)));
+    assert!(sent.is_subset(&seen));
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! keep arriving, it loses no line.
 
 use millrace_e2e::*;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const FILES: u64 = 40;
@@ -55,22 +54,19 @@ fn killed_three_times_mid_stream_loses_no_line() {
         }
     });
 
-    let mut agent = AgentProcess::start("a1", &conf, &[]);
-    for kill in 1..=KILLS {
-        let target = read_lines(&out).len() as u64 + 10_000 + rng.below(30_000);
-        wait_for(
-            Duration::from_secs(120),
-            "output to grow before the kill",
-            || read_lines(&out).len() as u64 >= target.min(FILES * LINES_PER_FILE - 1),
-        );
-        std::thread::sleep(Duration::from_millis(rng.below(30)));
-        agent.signal(libc::SIGKILL);
-        let _ = agent.child.wait();
-        println!("kill {kill}: {} lines out so far", read_lines(&out).len());
-        agent = AgentProcess::start("a1", &conf, &[]);
-    }
-    writer.join().unwrap();
     let total = FILES * LINES_PER_FILE;
+    let agent = AgentProcess::start("a1", &conf, &[]);
+    let mut agent = kill_repeatedly(
+        agent,
+        "a1",
+        &conf,
+        KILLS,
+        &mut rng,
+        (10_000, 30_000, total - 1),
+        "lines out",
+        || read_lines(&out).len() as u64,
+    );
+    writer.join().unwrap();
     wait_for(Duration::from_secs(120), "every line written", || {
         numbers(&read_lines(&out)).len() as u64 == total
     });
@@ -87,14 +83,7 @@ fn killed_three_times_mid_stream_loses_no_line() {
         "{}",
         agent.log_text()
     );
-    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in read_lines(&out)
-        .iter()
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-    {
-        *seen.entry(n).or_default() += 1;
-    }
-    let duplicates: u64 = seen.values().map(|c| c - 1).sum();
+    let (seen, duplicates) = distinct_and_duplicates(&read_lines(&out));
     println!(
         "{total} lines spooled, {} distinct in the output, {duplicates} duplicates",
         seen.len()

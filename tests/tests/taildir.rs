@@ -6,7 +6,6 @@
 //! file rotated while the agent was down is still found.
 
 use millrace_e2e::*;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -99,25 +98,17 @@ fn rotations_copy_truncate_and_kills_lose_no_line() {
         rotations
     });
 
-    let mut agent = AgentProcess::start("a1", &conf, &[]);
-    for kill in 1..=KILLS {
-        let target = distinct_out(&out) + 10_000 + rng.below(30_000);
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while distinct_out(&out) < target.min(LINES - 1) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "output stuck at {} lines before kill {kill}; agent log:\n{}",
-                distinct_out(&out),
-                agent.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(rng.below(30)));
-        agent.signal(libc::SIGKILL);
-        let _ = agent.child.wait();
-        println!("kill {kill}: {} lines out so far", read_lines(&out).len());
-        agent = AgentProcess::start("a1", &conf, &[]);
-    }
+    let agent = AgentProcess::start("a1", &conf, &[]);
+    let mut agent = kill_repeatedly(
+        agent,
+        "a1",
+        &conf,
+        KILLS,
+        &mut rng,
+        (10_000, 30_000, LINES - 1),
+        "distinct lines out",
+        || distinct_out(&out),
+    );
     let rotations = writer.join().unwrap();
     assert_eq!(rotations, 3);
     wait_for(Duration::from_secs(120), "every line written", || {
@@ -128,14 +119,7 @@ fn rotations_copy_truncate_and_kills_lose_no_line() {
         "{}",
         agent.log_text()
     );
-    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in read_lines(&out)
-        .iter()
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-    {
-        *seen.entry(n).or_default() += 1;
-    }
-    let duplicates: u64 = seen.values().map(|c| c - 1).sum();
+    let (seen, duplicates) = distinct_and_duplicates(&read_lines(&out));
     println!("{LINES} lines written with {rotations} rotations and a copy-truncate; {} distinct in the output, {duplicates} duplicates", seen.len());
     assert_eq!(seen.len() as u64, LINES);
     assert!(

@@ -220,6 +220,27 @@ impl Props {
         self.u64_in(key, default, 1, i64::MAX as u64)
     }
 
+    /// A port the component cannot work without: present, and from 0 to 65535.
+    pub fn port(&self, key: &str, hint: &str) -> Option<u16> {
+        let Some(v) = self.get(key) else {
+            self.required(key, hint);
+            return None;
+        };
+        match v.parse::<u16>() {
+            Ok(port) => Some(port),
+            Err(_) => {
+                self.error_at(
+                    key,
+                    format!(
+                        "`{}` = `{v}` is not a port; use a whole number from 0 to 65535",
+                        self.full_key(key)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A whole number of milliseconds.
     pub fn millis(&self, key: &str, default_ms: u64) -> Duration {
         Duration::from_millis(self.u64_in(key, default_ms, 0, i64::MAX as u64))
@@ -453,6 +474,27 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].0, "US");
         assert_eq!(p.finish().len(), 1);
+    }
+
+    #[test]
+    fn ports_are_required_and_checked() {
+        let p = props(&[("port", "70000", 4)]);
+        assert_eq!(p.port("port", "set it"), None);
+        assert_eq!(p.port("other", "set the port"), None);
+        let d = p.finish();
+        assert_eq!(d.len(), 2);
+        assert!(
+            d[0].message.contains("not a port") && d[0].line == 4,
+            "{}",
+            d[0]
+        );
+        assert!(
+            d[1].message
+                .contains("missing required property `a1.channels.c1.other`"),
+            "{}",
+            d[1]
+        );
+        assert_eq!(props(&[("port", "44444", 1)]).port("port", ""), Some(44444));
     }
 
     #[test]

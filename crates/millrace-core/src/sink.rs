@@ -9,9 +9,6 @@ pub enum SinkError {
     /// rolls the take back and retries with backoff.
     #[error("{0}")]
     Delivery(String),
-    /// The sink cannot work at all (bad settings found only at start).
-    #[error("{0}")]
-    Fatal(String),
 }
 
 impl From<std::io::Error> for SinkError {

@@ -72,10 +72,7 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
 impl HttpConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
         let bind = p.string("bind", "0.0.0.0");
-        let port = p.has("port").then(|| p.u64_in("port", 0, 0, 65535) as u16);
-        if port.is_none() {
-            p.required("port", "set the TCP port to listen on, e.g. 8080");
-        }
+        let port = p.port("port", "set the TCP port to listen on, e.g. 8080");
         let h = p.string("handler", "org.apache.flume.source.http.JSONHandler");
         let handler = match h.to_ascii_lowercase().as_str() {
             "org.apache.flume.source.http.jsonhandler" | "json" => Handler::Json,

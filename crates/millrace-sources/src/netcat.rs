@@ -30,10 +30,7 @@ impl NetcatConfig {
             "bind",
             "set the address to listen on, e.g. 0.0.0.0 or 127.0.0.1",
         );
-        let port = p.has("port").then(|| p.u64_in("port", 0, 0, 65535) as u16);
-        if port.is_none() {
-            p.required("port", "set the TCP port to listen on, e.g. 44444");
-        }
+        let port = p.port("port", "set the TCP port to listen on, e.g. 44444");
         let max_line_length = p.u64_in("max-line-length", 512, 1, 64 * 1024 * 1024) as usize;
         let ack_every_event = p.bool("ack-every-event", true);
         if p.has_errors() {

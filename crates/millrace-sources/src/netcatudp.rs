@@ -19,10 +19,7 @@ pub struct NetcatUdpConfig {
 impl NetcatUdpConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
         let bind = p.required("bind", "set the address to listen on, e.g. 0.0.0.0");
-        let port = p.has("port").then(|| p.u64_in("port", 0, 0, 65535) as u16);
-        if port.is_none() {
-            p.required("port", "set the UDP port to listen on");
-        }
+        let port = p.port("port", "set the UDP port to listen on");
         let remote_address_header = p.get("remoteAddressHeader");
         if p.has_errors() {
             return None;

@@ -153,7 +153,7 @@ impl FileChannel {
         for d in &dirs {
             locks.push(lock_dir(d).map_err(|m| inner.failed(m))?);
         }
-        let r = replay::replay(cfg).map_err(|m| {
+        let r = replay::replay(cfg, &inner.name).map_err(|m| {
             inner.counters.unhealthy.store(1, Ordering::Relaxed);
             inner.failed(m)
         })?;

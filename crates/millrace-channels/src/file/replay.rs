@@ -64,8 +64,7 @@ fn pending_in(ranges: &[(u64, u32)], id: u64) -> bool {
     }
 }
 
-pub(super) fn replay(cfg: &FileChannelConfig) -> Result<Replayed, String> {
-    let name = "file";
+pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, String> {
     let ckpt = load_checkpoint(cfg, name);
     let files = log_files(cfg)?;
     let mut report = ReplayReport {
@@ -84,7 +83,7 @@ pub(super) fn replay(cfg: &FileChannelConfig) -> Result<Replayed, String> {
             if last && data.len() < record::MAGIC.len() {
                 // Created by a crash before its header was synced: nothing in it.
                 report.torn_records += 1;
-                tracing::warn!(file = %path.display(), "empty log file left by a crash; removed");
+                tracing::warn!(channel = name, file = %path.display(), "empty log file left by a crash; removed");
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
@@ -151,13 +150,13 @@ pub(super) fn replay(cfg: &FileChannelConfig) -> Result<Replayed, String> {
                         DecodeError::Corrupt(m) => m.clone(),
                     };
                     if last && at_tail {
-                        tracing::warn!(file = %path.display(), offset = off, reason, "torn record at the end of the log (a crash mid-write); cut off");
+                        tracing::warn!(channel = name, file = %path.display(), offset = off, reason, "torn record at the end of the log (a crash mid-write); cut off");
                         report.torn_records += 1;
                         truncate(&path, off as u64)?;
                         break;
                     }
                     if cfg.skip_corrupt_records {
-                        tracing::error!(file = %path.display(), offset = off, reason, "corrupt record; skipping the rest of this file as skipCorruptRecords asks");
+                        tracing::error!(channel = name, file = %path.display(), offset = off, reason, "corrupt record; skipping the rest of this file as skipCorruptRecords asks");
                         report.skipped_corrupt += 1;
                         break;
                     }

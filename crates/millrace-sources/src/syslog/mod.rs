@@ -69,11 +69,10 @@ impl SyslogConfig {
                     }
                 })
                 .collect()
-        } else if p.has("port") {
-            vec![p.u64_in("port", 0, 0, 65535) as u16]
         } else {
-            p.required("port", "set the port to listen on, e.g. 5140");
-            Vec::new()
+            p.port("port", "set the port to listen on, e.g. 5140")
+                .into_iter()
+                .collect()
         };
         let event_size = p.u64_in("eventSize", 2500, 16, 64 * 1024 * 1024) as usize;
         let keep = match KeepFields::parse(&p.string("keepFields", "none")) {
