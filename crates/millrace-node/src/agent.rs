@@ -1,7 +1,9 @@
 //! Building, running and reconfiguring one agent.
 
 use crate::monitor::{MetricsRegistry, MonitorServer};
-use crate::registry::{resolve_or_report, ComponentType};
+use crate::registry::{
+    resolve_or_report, resolve_or_report_with, ComponentType, ExtSinkFactory, Extensions,
+};
 use crate::runner::{GroupRunner, Policy, Processor, SinkFactory, SinkSlot};
 use millrace_config::{AgentConfig, SinkGroupConfig};
 use millrace_core::counters::{inc, now_millis, AgentCounters, SinkCounters, SourceCounters};
@@ -58,6 +60,7 @@ pub struct Agent {
     channels: BTreeMap<String, ChannelPlan>,
     sources: Vec<SourcePlan>,
     groups: Vec<GroupPlan>,
+    extensions: Extensions,
 }
 
 /// Keys under which sinks and sources spell their batch size.
@@ -92,7 +95,16 @@ impl Agent {
     /// bound or created on disk. Returns the agent only when there is no error; the
     /// diagnostics (errors and warnings) come back either way, sorted by line.
     pub fn build(cfg: &AgentConfig) -> (Option<Agent>, Vec<Diagnostic>) {
-        Agent::build_reusing(cfg, &BTreeMap::new())
+        Agent::build_with(cfg, &Extensions::default())
+    }
+
+    /// [`Agent::build`] where the configuration may also use the component types of
+    /// `extensions`; a reload of the started agent keeps accepting them.
+    pub fn build_with(
+        cfg: &AgentConfig,
+        extensions: &Extensions,
+    ) -> (Option<Agent>, Vec<Diagnostic>) {
+        Agent::build_reusing(cfg, &BTreeMap::new(), extensions)
     }
 
     /// [`Agent::build`], keeping each channel of `running` whose name, type and
@@ -100,7 +112,9 @@ impl Agent {
     fn build_reusing(
         cfg: &AgentConfig,
         running: &BTreeMap<String, ChannelPlan>,
+        extensions: &Extensions,
     ) -> (Option<Agent>, Vec<Diagnostic>) {
+        let ext_sink_types: Vec<&str> = extensions.sink_types().collect();
         let mut diags = Vec::new();
         let mut ok = true;
 
@@ -208,8 +222,22 @@ impl Agent {
             let c = &s.component;
             let p = &c.props;
             let counters = Arc::new(SinkCounters::default());
-            let ty = resolve_or_report(ComponentType::Sink, &c.type_name, p, "type");
-            let sink = ty.and_then(|t| millrace_sinks::build(t, &c.name, p, counters.clone()));
+            let ty: Option<ExtSinkFactory> = match extensions.sink(&c.type_name) {
+                Some(f) => Some(f.clone()),
+                None => resolve_or_report_with(
+                    ComponentType::Sink,
+                    &c.type_name,
+                    p,
+                    "type",
+                    &ext_sink_types,
+                )
+                .map(|t| -> ExtSinkFactory {
+                    Arc::new(move |name: &str, props: &Props, counters| {
+                        millrace_sinks::build(t, name, props, counters)
+                    })
+                }),
+            };
+            let sink = ty.as_ref().and_then(|b| b(&c.name, p, counters.clone()));
             let channel = channels.get(&s.channel).map(|c| c.channel.clone());
             if let (Some(sink), Some(ch)) = (&sink, &channel) {
                 if sink.batch_size() > ch.transaction_capacity() {
@@ -229,12 +257,11 @@ impl Agent {
             }
             diags.extend(finish(p, ty.is_some()));
             match (ty, sink, channel) {
-                (Some(ty), Some(_), Some(channel)) => {
+                (Some(build), Some(_), Some(channel)) => {
                     let props = p.clone();
                     let name = c.name.clone();
                     let fc = counters.clone();
-                    let factory: SinkFactory =
-                        Arc::new(move || millrace_sinks::build(ty, &name, &props, fc.clone()));
+                    let factory: SinkFactory = Arc::new(move || build(&name, &props, fc.clone()));
                     let mut fingerprint: Fingerprint = p
                         .snapshot()
                         .into_iter()
@@ -320,6 +347,7 @@ impl Agent {
             channels,
             sources,
             groups,
+            extensions: extensions.clone(),
         });
         (agent, diags)
     }
@@ -335,6 +363,7 @@ impl Agent {
             monitor: None,
             registry: Arc::new(RwLock::new(Arc::new(MetricsRegistry::default()))),
             counters: Arc::new(AgentCounters::default()),
+            extensions: self.extensions.clone(),
         };
         running.counters.lifecycle.started();
         let errors = running.apply(self).await;
@@ -496,6 +525,7 @@ pub struct RunningAgent {
     monitor: Option<MonitorServer>,
     registry: Arc<RwLock<Arc<MetricsRegistry>>>,
     counters: Arc<AgentCounters>,
+    extensions: Extensions,
 }
 
 impl RunningAgent {
@@ -519,7 +549,7 @@ impl RunningAgent {
     /// first; sinks of removed channels drain them (up to 30 s) before they go.
     /// Returns the warnings of the new configuration.
     pub async fn reload(&mut self, cfg: &AgentConfig) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
-        let (plan, diags) = Agent::build_reusing(cfg, &self.channels);
+        let (plan, diags) = Agent::build_reusing(cfg, &self.channels, &self.extensions);
         let Some(plan) = plan else {
             inc(&self.counters.reload_rejected);
             return Err(diags);

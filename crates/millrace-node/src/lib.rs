@@ -2,7 +2,8 @@
 //!
 //! - [`registry`] turns each configured component's `type` (a Flume alias or class
 //!   name) into the component, collecting every problem as a diagnostic;
-//! - [`Agent::build`] checks the agent as a whole (batch sizes against channel
+//! - [`Agent::build`] (or [`Agent::build_with`], for a hosting process that adds
+//!   component types through [`Extensions`]) checks the agent as a whole (batch sizes against channel
 //!   transaction capacities, selectors, sink groups) without starting anything;
 //! - [`Agent::start`] starts channels, then sink runners, then sources, then the
 //!   monitoring server; [`RunningAgent::stop`] stops sources first, lets sinks drain
@@ -19,6 +20,7 @@ mod selector;
 
 pub use agent::{Agent, RunningAgent};
 pub use monitor::{MetricsRegistry, MonitorServer};
+pub use registry::{ExtSinkFactory, Extensions};
 
 /// Runs sink groups outside a full agent, for tests of processors and sinks.
 pub mod testing {

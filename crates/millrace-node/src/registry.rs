@@ -2,7 +2,10 @@
 //! names) to millrace's components. Adding a component means one line in the crate
 //! that provides it; this module only asks each crate.
 
-use millrace_core::Props;
+use millrace_core::counters::SinkCounters;
+use millrace_core::{Props, Sink};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComponentType {
@@ -44,6 +47,41 @@ pub fn resolve(kind: ComponentType, type_name: &str) -> Option<&'static str> {
     }
 }
 
+/// Builds a sink of an extension type from its name, its properties and its counters;
+/// problems go into the properties as diagnostics, and None means it cannot be built.
+pub type ExtSinkFactory =
+    Arc<dyn Fn(&str, &Props, Arc<SinkCounters>) -> Option<Box<dyn Sink>> + Send + Sync>;
+
+/// Component types added by the process that hosts an agent (the query server adds a
+/// `store` sink that writes into its own store). Names match in any case; an extension
+/// name wins over a built-in type of the same name.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    sinks: BTreeMap<String, ExtSinkFactory>,
+}
+
+impl Extensions {
+    pub fn new() -> Self {
+        Extensions::default()
+    }
+
+    /// Adds a sink type.
+    pub fn with_sink(mut self, type_name: &str, factory: ExtSinkFactory) -> Self {
+        self.sinks.insert(type_name.to_ascii_lowercase(), factory);
+        self
+    }
+
+    /// The sink type names added, lower case.
+    pub fn sink_types(&self) -> impl Iterator<Item = &str> {
+        self.sinks.keys().map(String::as_str)
+    }
+
+    /// The factory of a sink type, when an extension provides it.
+    pub fn sink(&self, type_name: &str) -> Option<&ExtSinkFactory> {
+        self.sinks.get(&type_name.trim().to_ascii_lowercase())
+    }
+}
+
 /// Resolves a type or records an error at `key` in `props` that names the type, says
 /// it is not supported and lists what is.
 pub fn resolve_or_report(
@@ -52,9 +90,23 @@ pub fn resolve_or_report(
     props: &Props,
     key: &str,
 ) -> Option<&'static str> {
+    resolve_or_report_with(kind, type_name, props, key, &[])
+}
+
+/// [`resolve_or_report`] for a process that also accepts the types in `extra` (its
+/// [`Extensions`]): those are listed among the supported ones in the error. Returns None
+/// for an extra type too; the caller looks those up first.
+pub fn resolve_or_report_with(
+    kind: ComponentType,
+    type_name: &str,
+    props: &Props,
+    key: &str,
+    extra: &[&str],
+) -> Option<&'static str> {
     let r = resolve(kind, type_name);
     if r.is_none() {
-        let list = supported(kind);
+        let mut list: Vec<&str> = supported(kind).to_vec();
+        list.extend(extra.iter().copied());
         let hint = match millrace_core::diag::did_you_mean(type_name, list.iter().copied()) {
             Some(s) => format!("did you mean `{s}`? "),
             None => String::new(),
