@@ -22,7 +22,7 @@ cargo --version
 
 # Debian packages the build and the tests use.
 missing=()
-for tool in curl:curl openssl:openssl; do
+for tool in curl:curl openssl:openssl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven make:make cc:gcc; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -37,16 +37,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cleanup() {
-  if [ -x "$root/scripts/services.sh" ]; then
-    "$root/scripts/services.sh" stop all >/dev/null 2>&1 || true
-  fi
+  "$root/scripts/services.sh" stop all >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-if [ -x scripts/services.sh ]; then
-  step "fetching Kafka, HDFS and Flume jars (cached after the first run)"
-  scripts/services.sh fetch
-fi
+step "fetching Kafka, HDFS and Flume jars (cached after the first run)"
+scripts/services.sh fetch
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -57,24 +57,7 @@ pub fn wait_for(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out after {deadline:?} waiting for {what}");
 }
 
-/// A free TCP port on 127.0.0.1, never the same twice in one test process: tests run
-/// in parallel, and a port handed out but not yet bound by its agent looks free.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        // UDP sources need the same number free for UDP too.
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            continue;
-        }
-        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-}
+pub use millrace_testkit::free_port;
 
 /// A running `millrace-agent agent`; killed on drop so no test leaves one behind.
 pub struct AgentProcess {
