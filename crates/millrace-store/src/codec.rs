@@ -1,0 +1,334 @@
+//! How events and their indexes are laid out in the one sled tree.
+//!
+//! Every write of a batch is one sled batch on one tree, so an event, its index
+//! entries and the counters that include it appear and disappear together.
+//!
+//! | key | value |
+//! |-----|-------|
+//! | `e` time(8, BE) seq(8, BE) | the event |
+//! | `i` kind value `\0` time seq | empty: one index entry |
+//! | `c` kind value | events with that value (u64 BE), for host, level, source |
+//! | `m` name | store-wide numbers (u64 BE) |
+//!
+//! Index keys end in the event id, so each index value lists its events in time order
+//! and a time range is a key range within it.
+
+use bytes::Bytes;
+use millrace_core::Headers;
+use std::fmt;
+use std::str::FromStr;
+
+pub const EVENT: u8 = b'e';
+pub const INDEX: u8 = b'i';
+pub const COUNT: u8 = b'c';
+pub const META: u8 = b'm';
+
+/// What an index entry indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Host,
+    Level,
+    Source,
+    /// `key` `\x1f` `value` of a header.
+    Header,
+    /// A lower-case word of the body.
+    Token,
+}
+
+impl Kind {
+    pub fn byte(self) -> u8 {
+        match self {
+            Kind::Host => b'h',
+            Kind::Level => b'l',
+            Kind::Source => b's',
+            Kind::Header => b'k',
+            Kind::Token => b't',
+        }
+    }
+}
+
+/// Values longer than this are indexed by their first bytes; queries compare the whole
+/// value when they check each event.
+pub const MAX_INDEXED: usize = 256;
+/// Separates a header's key from its value in header index entries.
+pub const HEADER_SEP: char = '\u{1f}';
+
+/// An event's identity: its time (ms) and a sequence number unique in the store. Ids
+/// order events by time, then by arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId {
+    pub time: u64,
+    pub seq: u64,
+}
+
+impl EventId {
+    pub const MIN: EventId = EventId { time: 0, seq: 0 };
+    pub const MAX: EventId = EventId {
+        time: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.time.to_be_bytes());
+        b[8..].copy_from_slice(&self.seq.to_be_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<EventId> {
+        let b: &[u8; 16] = b.try_into().ok()?;
+        Some(EventId {
+            time: u64::from_be_bytes(b[..8].try_into().ok()?),
+            seq: u64::from_be_bytes(b[8..].try_into().ok()?),
+        })
+    }
+
+    pub fn as_u128(self) -> u128 {
+        (self.time as u128) << 64 | self.seq as u128
+    }
+
+    pub fn from_u128(v: u128) -> EventId {
+        EventId {
+            time: (v >> 64) as u64,
+            seq: v as u64,
+        }
+    }
+}
+
+/// `TIME-SEQ`, e.g. `1764000011096-42`.
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.time, self.seq)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (t, q) = s.split_once('-').ok_or(())?;
+        let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+        if !digits(t) || !digits(q) {
+            return Err(());
+        }
+        Ok(EventId {
+            time: t.parse().map_err(|_| ())?,
+            seq: q.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// An event as stored, with what was derived from it at ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: EventId,
+    pub level: Option<String>,
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+pub fn event_key(id: EventId) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = EVENT;
+    k[1..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+/// The indexed form of a value: at most [`MAX_INDEXED`] bytes (on a character
+/// boundary), with NUL (the key separator) replaced.
+pub fn index_value(v: &str) -> String {
+    let mut end = v.len().min(MAX_INDEXED);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    v[..end].replace('\0', "\u{1}")
+}
+
+/// `i kind value \0`: every entry of one indexed value starts with this.
+pub fn index_prefix(kind: Kind, value: &str) -> Vec<u8> {
+    let v = index_value(value);
+    let mut k = Vec::with_capacity(v.len() + 3 + 16);
+    k.push(INDEX);
+    k.push(kind.byte());
+    k.extend_from_slice(v.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn index_key(kind: Kind, value: &str, id: EventId) -> Vec<u8> {
+    let mut k = index_prefix(kind, value);
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+pub fn header_value(key: &str, value: &str) -> String {
+    format!("{key}{HEADER_SEP}{value}")
+}
+
+pub fn count_prefix(kind: Kind) -> [u8; 2] {
+    [COUNT, kind.byte()]
+}
+
+pub fn count_key(kind: Kind, value: &str) -> Vec<u8> {
+    let mut k = count_prefix(kind).to_vec();
+    k.extend_from_slice(index_value(value).as_bytes());
+    k
+}
+
+pub fn meta_key(name: &str) -> Vec<u8> {
+    let mut k = vec![META];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn u64_value(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Lower-case words of a text: runs of letters and digits.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// Whether a word gets an index entry: single characters would list half the store,
+/// and very long runs (hashes, base64) are rarely searched for whole.
+pub fn indexed_word(w: &str) -> bool {
+    (2..=64).contains(&w.chars().count())
+}
+
+/// The words of an event body that the token index holds, without repeats.
+pub fn body_tokens(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let mut t: Vec<String> = words(&text).filter(|w| indexed_word(w)).collect();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub fn encode(e: &StoredEvent) -> Vec<u8> {
+    let size = e.body.len()
+        + e.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + 64;
+    let mut out = Vec::with_capacity(size);
+    let flags =
+        e.level.is_some() as u8 | (e.host.is_some() as u8) << 1 | (e.source.is_some() as u8) << 2;
+    out.push(flags);
+    for s in [&e.level, &e.host, &e.source].into_iter().flatten() {
+        put_str(&mut out, s);
+    }
+    out.extend_from_slice(&(e.headers.len() as u32).to_be_bytes());
+    for (k, v) in &e.headers {
+        put_str(&mut out, k);
+        put_str(&mut out, v);
+    }
+    out.extend_from_slice(&(e.body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&e.body);
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.b.len() < n {
+            return None;
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Some(h)
+    }
+    fn u32(&mut self) -> Option<usize> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.u32()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// None when the record is damaged.
+pub fn decode(id: EventId, v: &[u8]) -> Option<StoredEvent> {
+    let mut r = Reader { b: v };
+    let flags = r.take(1)?[0];
+    let mut opt = |bit: u8| -> Option<Option<String>> {
+        if flags & bit != 0 {
+            r.string().map(Some)
+        } else {
+            Some(None)
+        }
+    };
+    let level = opt(1)?;
+    let host = opt(2)?;
+    let source = opt(4)?;
+    let n = r.u32()?;
+    let mut headers = Headers::new();
+    for _ in 0..n {
+        let k = r.string()?;
+        let v = r.string()?;
+        headers.insert(k, v);
+    }
+    let len = r.u32()?;
+    let body = Bytes::copy_from_slice(r.take(len)?);
+    Some(StoredEvent {
+        id,
+        level,
+        host,
+        source,
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip() {
+        let mut headers = Headers::new();
+        headers.insert("host".into(), "web-1".into());
+        headers.insert("k".into(), "".into());
+        let e = StoredEvent {
+            id: EventId { time: 5, seq: 9 },
+            level: Some("ERROR".into()),
+            host: Some("web-1".into()),
+            source: None,
+            headers,
+            body: Bytes::from_static(b"boom \xff"),
+        };
+        assert_eq!(decode(e.id, &encode(&e)), Some(e.clone()));
+        assert_eq!(decode(e.id, &encode(&e)[..10]), None);
+    }
+
+    #[test]
+    fn ids_order_by_time_then_seq_and_print_readably() {
+        let a = EventId { time: 1, seq: 99 };
+        let b = EventId { time: 2, seq: 1 };
+        assert!(a.to_bytes() < b.to_bytes());
+        assert_eq!(a.to_string(), "1-99");
+        assert_eq!("1-99".parse(), Ok(a));
+        assert!("1-".parse::<EventId>().is_err());
+        assert_eq!(EventId::from_u128(b.as_u128()), b);
+    }
+
+    #[test]
+    fn tokens_are_lower_case_words() {
+        assert_eq!(
+            body_tokens(b"ERROR [orders] Payment failed: payment x"),
+            ["error", "failed", "orders", "payment"]
+        );
+    }
+}

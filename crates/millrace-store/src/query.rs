@@ -1,0 +1,533 @@
+//! Queries: filters, the plan that picks an index to walk, paging, summaries.
+
+use crate::codec::{self, EventId, Kind, StoredEvent, EVENT, INDEX};
+use crate::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::iter::Peekable;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// Which events a query is about. Conditions of different kinds must all hold; the
+/// values of one repeatable kind (hosts, sources, levels) are alternatives; every
+/// header condition must hold; every word of `q` must be a word of the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Events at or after this time (epoch ms).
+    pub from: Option<u64>,
+    /// Events before this time (epoch ms).
+    pub to: Option<u64>,
+    pub hosts: Vec<String>,
+    pub sources: Vec<String>,
+    /// Compared without regard to case.
+    pub levels: Vec<String>,
+    /// `(key, value)`: the header must be present with exactly this value.
+    pub headers: Vec<(String, String)>,
+    /// Words, case-insensitive; punctuation separates words.
+    pub q: Option<String>,
+}
+
+impl Filter {
+    fn q_words(&self) -> Vec<String> {
+        self.q
+            .as_deref()
+            .map(|q| {
+                let mut w: Vec<String> = codec::words(q).collect();
+                w.sort_unstable();
+                w.dedup();
+                w
+            })
+            .unwrap_or_default()
+    }
+
+    /// True when only the time range (if any) restricts the events.
+    pub fn is_time_only(&self) -> bool {
+        self.hosts.is_empty()
+            && self.sources.is_empty()
+            && self.levels.is_empty()
+            && self.headers.is_empty()
+            && self.q_words().is_empty()
+    }
+
+    /// Whether an event meets every condition.
+    pub fn matches(&self, e: &StoredEvent) -> bool {
+        self.matcher().matches(e)
+    }
+
+    fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            f: self,
+            levels: self
+                .levels
+                .iter()
+                .map(|l| crate::normalize_level(l))
+                .collect(),
+            words: self.q_words(),
+        }
+    }
+}
+
+struct Matcher<'a> {
+    f: &'a Filter,
+    levels: Vec<String>,
+    words: Vec<String>,
+}
+
+impl Matcher<'_> {
+    fn matches(&self, e: &StoredEvent) -> bool {
+        let f = self.f;
+        let any = |want: &[String], have: &Option<String>| {
+            want.is_empty() || have.as_ref().is_some_and(|h| want.iter().any(|w| w == h))
+        };
+        f.from.is_none_or(|t| e.id.time >= t)
+            && f.to.is_none_or(|t| e.id.time < t)
+            && any(&f.hosts, &e.host)
+            && any(&f.sources, &e.source)
+            && any(&self.levels, &e.level)
+            && f.headers
+                .iter()
+                .all(|(k, v)| e.headers.get(k).is_some_and(|h| h == v))
+            && (self.words.is_empty() || {
+                let text = String::from_utf8_lossy(&e.body);
+                let have: HashSet<String> = codec::words(&text).collect();
+                self.words.iter().all(|w| have.contains(w))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    Asc,
+    /// Newest first.
+    #[default]
+    Desc,
+}
+
+/// Where the next page starts: just past the last event of the page before, in the
+/// page's order. New events never shift it, so paging repeats and skips nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub EventId);
+
+/// Opaque text: 32 hex digits.
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0.to_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.len() != 32 || !s.is_ascii() {
+            return Err(());
+        }
+        let mut b = [0u8; 16];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| ())?;
+        }
+        EventId::from_bytes(&b).map(Cursor).ok_or(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub order: Order,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            order: Order::Desc,
+            limit: 100,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    pub events: Vec<StoredEvent>,
+    /// Present when more events match.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// What [`Store::top`] counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Host,
+    Level,
+    Source,
+    Header(String),
+}
+
+impl Field {
+    fn of(&self, e: &StoredEvent) -> Option<String> {
+        match self {
+            Field::Host => e.host.clone(),
+            Field::Level => e.level.clone(),
+            Field::Source => e.source.clone(),
+            Field::Header(k) => e.headers.get(k).cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopValues {
+    /// Most frequent first (ties by value).
+    pub values: Vec<(String, u64)>,
+    /// Matching events that have the field at all.
+    pub total: u64,
+}
+
+/// How long a query may run.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline {
+            end: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    fn check(d: Option<Deadline>) -> Result<(), StoreError> {
+        match d {
+            Some(d) if Instant::now() >= d.end => Err(StoreError::Timeout(d.limit)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Index entries counted per candidate index before one is picked to walk.
+const ESTIMATE_CAP: usize = 1000;
+
+type IdIter<'a> = Box<dyn Iterator<Item = Result<EventId, StoreError>> + 'a>;
+
+/// Ids in order from several index ranges at once (a union), without repeats.
+struct Merge<'a> {
+    iters: Vec<Peekable<IdIter<'a>>>,
+    desc: bool,
+    last: Option<EventId>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<EventId, StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut best: Option<(usize, EventId)> = None;
+            for (i, it) in self.iters.iter_mut().enumerate() {
+                match it.peek() {
+                    None => {}
+                    Some(Err(_)) => return it.next(),
+                    Some(Ok(id)) => {
+                        let better = match best {
+                            None => true,
+                            Some((_, b)) => (*id < b) != self.desc,
+                        };
+                        if better {
+                            best = Some((i, *id));
+                        }
+                    }
+                }
+            }
+            let (i, id) = best?;
+            self.iters[i].next();
+            if self.last != Some(id) {
+                self.last = Some(id);
+                return Some(Ok(id));
+            }
+        }
+    }
+}
+
+/// The inclusive id range a query covers, or None when it is empty.
+fn id_range(f: &Filter, order: Order, cursor: Option<Cursor>) -> Option<(u128, u128)> {
+    let mut lo = EventId {
+        time: f.from.unwrap_or(0),
+        seq: 0,
+    }
+    .as_u128();
+    let mut hi = match f.to {
+        Some(0) => return None,
+        Some(t) => EventId {
+            time: t - 1,
+            seq: u64::MAX,
+        }
+        .as_u128(),
+        None => EventId::MAX.as_u128(),
+    };
+    if let Some(Cursor(c)) = cursor {
+        let c = c.as_u128();
+        match order {
+            Order::Asc => lo = lo.max(c.checked_add(1)?),
+            Order::Desc => hi = hi.min(c.checked_sub(1)?),
+        }
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+impl Store {
+    fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&EventId::from_u128(lo).to_bytes());
+        let mut end = prefix.to_vec();
+        end.extend_from_slice(&EventId::from_u128(hi).to_bytes());
+        let range = self.tree.range(start..=end);
+        let map = |r: sled::Result<(sled::IVec, sled::IVec)>| -> Result<EventId, StoreError> {
+            let (k, _) = r?;
+            // Index keys end in the 16-byte id by construction.
+            EventId::from_bytes(&k[k.len().saturating_sub(16)..])
+                .ok_or(StoreError::Corrupt(EventId::MIN))
+        };
+        if desc {
+            Box::new(range.rev().map(map))
+        } else {
+            Box::new(range.map(map))
+        }
+    }
+
+    /// The index conditions of a filter: each is a set of index prefixes of which an
+    /// event must be in at least one.
+    fn groups(f: &Filter) -> Vec<Vec<Vec<u8>>> {
+        let mut groups = Vec::new();
+        let one_of = |kind: Kind, values: &[String]| -> Vec<Vec<u8>> {
+            values
+                .iter()
+                .map(|v| codec::index_prefix(kind, v))
+                .collect()
+        };
+        if !f.hosts.is_empty() {
+            groups.push(one_of(Kind::Host, &f.hosts));
+        }
+        if !f.sources.is_empty() {
+            groups.push(one_of(Kind::Source, &f.sources));
+        }
+        if !f.levels.is_empty() {
+            let levels: Vec<String> = f.levels.iter().map(|l| crate::normalize_level(l)).collect();
+            groups.push(one_of(Kind::Level, &levels));
+        }
+        for (k, v) in &f.headers {
+            if crate::indexed_header(k) {
+                groups.push(vec![codec::index_prefix(
+                    Kind::Header,
+                    &codec::header_value(k, v),
+                )]);
+            }
+        }
+        for w in f.q_words() {
+            if codec::indexed_word(&w) {
+                groups.push(vec![codec::index_prefix(Kind::Token, &w)]);
+            }
+        }
+        groups
+    }
+
+    /// Calls `each` with every matching event in order until it returns false. Walks
+    /// the index of the condition with the fewest entries in the range (counting at
+    /// most [`ESTIMATE_CAP`] of each), checking the other conditions on each event;
+    /// a filter without index conditions walks the time range of the store.
+    pub(crate) fn scan(
+        &self,
+        f: &Filter,
+        order: Order,
+        cursor: Option<Cursor>,
+        deadline: Option<Deadline>,
+        mut each: impl FnMut(StoredEvent) -> bool,
+    ) -> Result<(), StoreError> {
+        Deadline::check(deadline)?;
+        let Some((lo, hi)) = id_range(f, order, cursor) else {
+            return Ok(());
+        };
+        let desc = order == Order::Desc;
+        let m = f.matcher();
+        let groups = Self::groups(f);
+        let mut checked = 0u32;
+        let mut tick = || -> Result<(), StoreError> {
+            checked = checked.wrapping_add(1);
+            if checked.is_multiple_of(32) {
+                Deadline::check(deadline)?;
+            }
+            Ok(())
+        };
+        if groups.is_empty() {
+            // The time range of the store itself: values come with the keys.
+            let start = codec::event_key(EventId::from_u128(lo));
+            let end = codec::event_key(EventId::from_u128(hi));
+            let range = self.tree.range(start..=end);
+            let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if desc {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
+            for r in iter {
+                tick()?;
+                let (k, v) = r?;
+                let Some(id) = EventId::from_bytes(&k[1..]) else {
+                    continue;
+                };
+                let e = codec::decode(id, &v).ok_or(StoreError::Corrupt(id))?;
+                if m.matches(&e) && !each(e) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for (i, g) in groups.iter().enumerate() {
+            let cap = best.map(|(_, n)| n).unwrap_or(ESTIMATE_CAP);
+            let mut n = 0;
+            'count: for p in g {
+                for r in self.index_ids(p, lo, hi, false) {
+                    r?;
+                    n += 1;
+                    if n >= cap {
+                        break 'count;
+                    }
+                }
+            }
+            if best.is_none_or(|(_, b)| n < b) {
+                best = Some((i, n));
+            }
+            if n == 0 {
+                return Ok(());
+            }
+        }
+        let driver = &groups[best.map(|(i, _)| i).unwrap_or(0)];
+        let merge = Merge {
+            iters: driver
+                .iter()
+                .map(|p| self.index_ids(p, lo, hi, desc).peekable())
+                .collect(),
+            desc,
+            last: None,
+        };
+        for id in merge {
+            tick()?;
+            let id = id?;
+            // An index entry whose event is gone (purged meanwhile) is passed over.
+            let Some(e) = self.get(id)? else { continue };
+            if m.matches(&e) && !each(e) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of matching events.
+    pub fn search(
+        &self,
+        f: &Filter,
+        page: &Page,
+        deadline: Option<Deadline>,
+    ) -> Result<SearchResult, StoreError> {
+        let limit = page.limit.max(1);
+        let mut events = Vec::with_capacity(limit.min(1024) + 1);
+        self.scan(f, page.order, page.cursor, deadline, |e| {
+            events.push(e);
+            events.len() <= limit
+        })?;
+        let next_cursor = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|e| Cursor(e.id))
+        } else {
+            None
+        };
+        Ok(SearchResult {
+            events,
+            next_cursor,
+        })
+    }
+
+    /// Matching events counted per `interval_ms`, as (bucket start, count) in time
+    /// order, buckets aligned to the epoch; empty buckets are left out.
+    pub fn histogram(
+        &self,
+        f: &Filter,
+        interval_ms: u64,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let interval = interval_ms.max(1);
+        let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut add = |t: u64| *buckets.entry(t - t % interval).or_default() += 1;
+        if f.is_time_only() {
+            // Only keys are needed: no event is decoded.
+            let Some((lo, hi)) = id_range(f, Order::Asc, None) else {
+                return Ok(Vec::new());
+            };
+            let mut n = 0u32;
+            for id in self.index_ids(&[EVENT], lo, hi, false) {
+                n = n.wrapping_add(1);
+                if n.is_multiple_of(256) {
+                    Deadline::check(deadline)?;
+                }
+                add(id?.time);
+            }
+        } else {
+            self.scan(f, Order::Asc, None, deadline, |e| {
+                add(e.id.time);
+                true
+            })?;
+        }
+        Ok(buckets.into_iter().collect())
+    }
+
+    /// The most frequent values of `field` among matching events.
+    pub fn top(
+        &self,
+        field: &Field,
+        f: &Filter,
+        limit: usize,
+        deadline: Option<Deadline>,
+    ) -> Result<TopValues, StoreError> {
+        let unconstrained = f.is_time_only() && f.from.is_none() && f.to.is_none();
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        match field {
+            Field::Host | Field::Level | Field::Source if unconstrained => {
+                counts.extend(self.values(field.clone())?);
+            }
+            Field::Header(key) if unconstrained && crate::indexed_header(key) => {
+                // Header entries hold the value: counting keys needs no event read.
+                let mut prefix = vec![INDEX, Kind::Header.byte()];
+                prefix.extend_from_slice(codec::index_value(key).as_bytes());
+                prefix.extend_from_slice(codec::HEADER_SEP.to_string().as_bytes());
+                let mut n = 0u32;
+                for r in self.tree.scan_prefix(&prefix) {
+                    n = n.wrapping_add(1);
+                    if n.is_multiple_of(256) {
+                        Deadline::check(deadline)?;
+                    }
+                    let (k, _) = r?;
+                    // prefix, value, NUL, 16-byte id
+                    let Some(v) = k.get(prefix.len()..k.len().saturating_sub(17)) else {
+                        continue;
+                    };
+                    *counts
+                        .entry(String::from_utf8_lossy(v).into_owned())
+                        .or_default() += 1;
+                }
+            }
+            _ => {
+                self.scan(f, Order::Asc, None, deadline, |e| {
+                    if let Some(v) = field.of(&e) {
+                        *counts.entry(v).or_default() += 1;
+                    }
+                    true
+                })?;
+            }
+        }
+        let total = counts.values().sum();
+        let mut values: Vec<(String, u64)> = counts.into_iter().collect();
+        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        values.truncate(limit);
+        Ok(TopValues { values, total })
+    }
+}
