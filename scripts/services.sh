@@ -22,7 +22,7 @@ root=$(dirname "$here")
 java_dir="$root/crates/millrace-testkit/java"
 cache=${MILLRACE_SERVICES_DIR:-$HOME/.cache/millrace-services}
 run_dir=${MILLRACE_RUN_DIR:-$root/target/services}
-jvm_common=(-Djava.net.preferIPv4Stack=true -XX:+UseSerialGC -XX:TieredStopAtLevel=1)
+jvm_common=(-Djava.net.preferIPv4Stack=true -Dfile.encoding=UTF-8 -XX:+UseSerialGC -XX:TieredStopAtLevel=1)
 
 die() {
   echo "services.sh: $*" >&2

@@ -6,7 +6,9 @@
 //! | `logger` | the agent's log (INFO) | logged |
 //! | `null` | nowhere | at once |
 //! | `file_roll` | files in a directory, rolled on an interval | written to the OS |
+//! | `avro` | an avro source over Flume's Avro RPC (Java Flume or millrace) | the source answered OK |
 
+pub mod avro;
 pub mod file_roll;
 pub mod logger;
 pub mod null;
@@ -17,7 +19,7 @@ use millrace_core::{Props, Sink};
 use std::sync::Arc;
 
 /// Every sink type this crate provides, by alias.
-pub const TYPES: &[&str] = &["logger", "null", "file_roll"];
+pub const TYPES: &[&str] = &["logger", "null", "file_roll", "avro"];
 
 /// Resolves a sink type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
@@ -25,6 +27,7 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "logger" | "org.apache.flume.sink.loggersink" => Some("logger"),
         "null" | "org.apache.flume.sink.nullsink" => Some("null"),
         "file_roll" | "org.apache.flume.sink.rollingfilesink" => Some("file_roll"),
+        "avro" | "org.apache.flume.sink.avrosink" => Some("avro"),
         _ => None,
     }
 }
@@ -44,6 +47,8 @@ pub fn build(
         }
         "file_roll" => file_roll::FileRollConfig::from_props(props)
             .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
+        "avro" => avro::AvroSinkConfig::from_props(props)
+            .map(|c| Box::new(avro::AvroSink::new(name, c, counters)) as _),
         _ => None,
     }
 }

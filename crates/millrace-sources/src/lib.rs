@@ -3,6 +3,7 @@
 //!
 //! | type | what it reads | delivery |
 //! |------|---------------|----------|
+//! | `avro` | Flume's Avro RPC from avro sinks (Java Flume or millrace) | OK after the put commits, FAILED when refused |
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
 //! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
 //! | `netcatudp` | UDP datagrams | none (UDP) |
@@ -12,6 +13,7 @@
 //! | `spooldir` | complete files dropped into a directory | position kept after each committed put |
 //! | `TAILDIR` | growing files, followed through rotation | position file written after each committed put |
 
+pub mod avro;
 pub mod exec;
 pub mod http;
 pub mod netcat;
@@ -25,6 +27,7 @@ use millrace_core::{Props, Source};
 
 /// Every source type this crate provides, by alias.
 pub const TYPES: &[&str] = &[
+    "avro",
     "exec",
     "netcat",
     "netcatudp",
@@ -40,6 +43,7 @@ pub const TYPES: &[&str] = &[
 /// Resolves a source type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
     match type_name.to_ascii_lowercase().as_str() {
+        "avro" | "org.apache.flume.source.avrosource" => Some("avro"),
         "exec" | "org.apache.flume.source.execsource" => Some("exec"),
         "netcat" | "org.apache.flume.source.netcatsource" => Some("netcat"),
         "netcatudp" | "org.apache.flume.source.netcatudpsource" => Some("netcatudp"),
@@ -59,6 +63,8 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
 /// Builds a source; problems are recorded in `props`. None when it cannot be built.
 pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
     match canonical {
+        "avro" => avro::AvroSourceConfig::from_props(props)
+            .map(|c| Box::new(avro::AvroSource::new(c)) as _),
         "exec" => {
             exec::ExecConfig::from_props(props).map(|c| Box::new(exec::ExecSource::new(c)) as _)
         }

@@ -1,0 +1,180 @@
+//! Flume's Avro RPC between millrace and the real Apache Flume 1.11 (started by
+//! millrace-testkit from Maven Central jars), in both directions, with and without
+//! deflate. Headers and bodies must arrive exactly: non-ASCII values, empty bodies.
+
+use millrace_e2e::*;
+use millrace_testkit::{port_open, FlumeAgent};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const EVENTS: usize = 300;
+
+type Expected = Vec<(BTreeMap<String, String>, String)>;
+
+/// Events with non-ASCII header values and bodies, and an empty body every tenth.
+fn events(tag: &str) -> Expected {
+    (0..EVENTS)
+        .map(|i| {
+            let mut h = BTreeMap::new();
+            h.insert("n".to_string(), format!("{i:04}"));
+            h.insert("run".to_string(), tag.to_string());
+            h.insert("größe".to_string(), "日本語 ✓ façade".to_string());
+            let body = if i % 10 == 0 {
+                String::new()
+            } else {
+                format!("event {i} – ünïcödé ☃")
+            };
+            (h, body)
+        })
+        .collect()
+}
+
+fn as_json(events: &Expected) -> Vec<u8> {
+    let v: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(h, b)| serde_json::json!({"headers": h, "body": b}))
+        .collect();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Parses a HEADER_AND_TEXT line, `{k1=v1, k2=v2} body`, as both Flume and millrace
+/// write it (Flume in hash order, millrace sorted; compared as maps).
+fn parse(line: &str) -> (BTreeMap<String, String>, String) {
+    let (head, body) = line
+        .strip_prefix('{')
+        .and_then(|l| l.split_once("} "))
+        .unwrap_or_else(|| panic!("not a HEADER_AND_TEXT line: {line:?}"));
+    let headers = head
+        .split(", ")
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    (headers, body.to_string())
+}
+
+fn received(out: &Path) -> Expected {
+    let mut got: Expected = read_lines(out).iter().map(|l| parse(l)).collect();
+    got.sort_by(|a, b| a.0["n"].cmp(&b.0["n"]));
+    got
+}
+
+fn write_conf(dir: &Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("millrace.conf");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn java_flume_avro_sink_to_millrace_avro_source() {
+    for compression in ["none", "deflate"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let avro_port = free_port();
+        let conf = write_conf(
+            dir.path(),
+            &format!(
+                "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                 a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+                 a1.sources.r1.port = {avro_port}\na1.sources.r1.compression-type = {compression}\n\
+                 a1.sources.r1.channels = c1\na1.channels.c1.type = memory\n\
+                 a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = {}\n\
+                 a1.sinks.k1.sink.rollInterval = 0\na1.sinks.k1.sink.serializer = HEADER_AND_TEXT\n\
+                 a1.sinks.k1.channel = c1\n",
+                out.display()
+            ),
+        );
+        let millrace = AgentProcess::start("a1", &conf, &[]);
+        wait_for(Duration::from_secs(30), "the avro source to listen", || {
+            port_open(avro_port)
+        });
+
+        let http_port = free_port();
+        let _java = FlumeAgent::start(
+            "j1",
+            &format!(
+                "j1.sources = r1\nj1.channels = c1\nj1.sinks = k1\n\
+                 j1.sources.r1.type = http\nj1.sources.r1.bind = 127.0.0.1\n\
+                 j1.sources.r1.port = {http_port}\nj1.sources.r1.channels = c1\n\
+                 j1.channels.c1.type = memory\nj1.channels.c1.capacity = 10000\nj1.channels.c1.transactionCapacity = 1000\n\
+                 j1.sinks.k1.type = avro\nj1.sinks.k1.hostname = 127.0.0.1\n\
+                 j1.sinks.k1.port = {avro_port}\nj1.sinks.k1.batch-size = 64\n\
+                 j1.sinks.k1.compression-type = {compression}\nj1.sinks.k1.channel = c1\n"
+            ),
+        );
+        wait_for(Duration::from_secs(60), "Flume's http source", || {
+            port_open(http_port)
+        });
+        let sent = events(compression);
+        let (status, body) = http_post(http_port, "/", &as_json(&sent)).expect("Flume answers");
+        assert_eq!(status, 200, "{body}");
+        wait_for(
+            Duration::from_secs(60),
+            "every event through Java Flume's avro sink",
+            || read_lines(&out).len() >= EVENTS,
+        );
+        assert_eq!(received(&out), sent, "compression-type = {compression}");
+        drop(millrace);
+    }
+}
+
+#[test]
+fn millrace_avro_sink_to_java_flume_avro_source() {
+    for compression in ["none", "deflate"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("java-out");
+        std::fs::create_dir_all(&out).unwrap();
+        let avro_port = free_port();
+        let _java = FlumeAgent::start(
+            "j1",
+            &format!(
+                "j1.sources = r1\nj1.channels = c1\nj1.sinks = k1\n\
+                 j1.sources.r1.type = avro\nj1.sources.r1.bind = 127.0.0.1\n\
+                 j1.sources.r1.port = {avro_port}\nj1.sources.r1.compression-type = {compression}\n\
+                 j1.sources.r1.channels = c1\nj1.channels.c1.type = memory\n\
+                 j1.sinks.k1.type = file_roll\nj1.sinks.k1.sink.directory = {}\n\
+                 j1.sinks.k1.sink.rollInterval = 0\nj1.sinks.k1.sink.serializer = header_and_text\n\
+                 j1.sinks.k1.channel = c1\n",
+                out.display()
+            ),
+        );
+        wait_for(Duration::from_secs(60), "Flume's avro source", || {
+            port_open(avro_port)
+        });
+
+        let http_port = free_port();
+        let conf = write_conf(
+            dir.path(),
+            &format!(
+                "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                 a1.sources.r1.type = http\na1.sources.r1.bind = 127.0.0.1\n\
+                 a1.sources.r1.port = {http_port}\na1.sources.r1.channels = c1\n\
+                 a1.channels.c1.type = memory\na1.channels.c1.capacity = 10000\na1.channels.c1.transactionCapacity = 1000\n\
+                 a1.sinks.k1.type = avro\na1.sinks.k1.hostname = 127.0.0.1\n\
+                 a1.sinks.k1.port = {avro_port}\na1.sinks.k1.batch-size = 64\n\
+                 a1.sinks.k1.compression-type = {compression}\na1.sinks.k1.channel = c1\n"
+            ),
+        );
+        let millrace = AgentProcess::start("a1", &conf, &[]);
+        wait_for(Duration::from_secs(30), "millrace's http source", || {
+            port_open(http_port)
+        });
+        let sent = events(compression);
+        let (status, body) = http_post(http_port, "/", &as_json(&sent)).expect("millrace answers");
+        assert_eq!(status, 200, "{body}");
+        wait_for(
+            Duration::from_secs(60),
+            "every event in Java Flume's file_roll output",
+            || read_lines(&out).len() >= EVENTS,
+        );
+        assert_eq!(
+            received(&out),
+            sent,
+            "compression-type = {compression}; millrace log:\n{}",
+            millrace.log_text()
+        );
+    }
+}
