@@ -26,7 +26,14 @@ pub fn bin(name: &str) -> PathBuf {
     let root = workspace_root();
     BUILD.call_once(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "millrace-agent"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "millrace-agent",
+                "-p",
+                "millrace-query-server",
+            ])
             .current_dir(&root)
             .status()
             .expect("cargo runs");
@@ -370,4 +377,123 @@ pub fn distinct_and_duplicates(lines: &[String]) -> (BTreeSet<u64>, u64) {
         }
     }
     (seen, duplicates)
+}
+
+/// A running `millrace-query-server`; killed on drop so no test leaves one behind.
+pub struct QueryServer {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl QueryServer {
+    /// Starts `millrace-query-server --listen 127.0.0.1:PORT ARGS...` in `cwd`, logging
+    /// to a file, and waits (up to 60 s) until its health endpoint answers.
+    pub fn start(cwd: &Path, args: &[&str]) -> QueryServer {
+        let logdir = tempfile::tempdir().expect("temp dir");
+        let log = logdir.path().join("server.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let port = free_port();
+        let child = Command::new(bin("millrace-query-server"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("millrace-query-server starts");
+        let mut server = QueryServer {
+            child,
+            port,
+            log,
+            _logdir: logdir,
+        };
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _)) = http_get(port, "/api/v1/health") {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "the query server exited ({status}); log:\n{}",
+                    server.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "the query server did not answer; log:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (up to `deadline`) for the exit.
+    pub fn terminate(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "the query server did not stop within {deadline:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for QueryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP/1.1 request with extra headers and a body; returns (status, response body).
+/// None when nothing answers.
+pub fn http_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    // A server may answer (413) before reading a large body; a failed write is fine.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }
