@@ -3,6 +3,7 @@
 //! ```text
 //! millrace-agent agent -n a1 -f conf/flume.conf [-c conf] [-Dflume.monitoring.type=http -Dflume.monitoring.port=34545]
 //! millrace-agent configtest -f conf/flume.conf [-n a1]
+//! millrace-agent avro-client -H collector -p 4141 [-F file] [-R headers.properties]
 //! ```
 
 use anyhow::{bail, Context};
@@ -32,6 +33,28 @@ enum Cmd {
     Agent(AgentArgs),
     /// Check a configuration file without starting anything; exit 1 on any error.
     Configtest(ConfigtestArgs),
+    /// Send the lines of a file (or of standard input) to an avro source, one event
+    /// per line (as `flume-ng avro-client`).
+    AvroClient(AvroClientArgs),
+}
+
+#[derive(Args)]
+struct AvroClientArgs {
+    /// Host of the avro source.
+    #[arg(short = 'H', long = "host")]
+    host: String,
+    /// Port of the avro source.
+    #[arg(short = 'p', long = "port")]
+    port: u16,
+    /// File whose lines to send; standard input without it.
+    #[arg(short = 'F', long = "filename")]
+    filename: Option<PathBuf>,
+    /// Headers for every event, as `key=value` lines (a properties file).
+    #[arg(short = 'R', long = "headerFile")]
+    header_file: Option<PathBuf>,
+    /// Events per appendBatch call.
+    #[arg(long = "batch-size", default_value_t = 100)]
+    batch_size: usize,
 }
 
 #[derive(Args)]
@@ -79,6 +102,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Configtest(a) => configtest(a),
+        Cmd::AvroClient(a) => match avro_client(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Agent(a) => {
             let mut defines = match a.conf_dir.as_deref().map(read_flume_opts) {
                 Some(Ok(d)) => d,
@@ -394,6 +424,66 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
     tracing::info!("shutdown requested");
     running.stop().await;
     Ok(())
+}
+
+fn avro_client(a: AvroClientArgs) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let mut headers = millrace_core::Headers::new();
+    if let Some(path) = &a.header_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the header file {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+                bail!("{}:{}: expected key=value", path.display(), i + 1);
+            };
+            headers.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let input: Box<dyn BufRead> = match &a.filename {
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let addr = format!("{}:{}", a.host, a.port);
+    let batch_size = a.batch_size.max(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut client =
+            millrace_avro::Client::connect(&addr, millrace_avro::ClientOptions::default()).await?;
+        let mut sent = 0usize;
+        let mut batch = Vec::with_capacity(batch_size);
+        for line in input.split(b'\n') {
+            let mut line = line.context("reading the input")?;
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            batch.push(millrace_core::Event::new(headers.clone(), line));
+            if batch.len() == batch_size {
+                client
+                    .append_batch(&batch)
+                    .await
+                    .with_context(|| format!("sending to {addr} after {sent} events"))?;
+                sent += batch.len();
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            client
+                .append_batch(&batch)
+                .await
+                .with_context(|| format!("sending to {addr} after {sent} events"))?;
+            sent += batch.len();
+        }
+        eprintln!("sent {sent} events to {addr}");
+        anyhow::Ok(())
+    })
 }
 
 fn configtest(a: ConfigtestArgs) -> ExitCode {
