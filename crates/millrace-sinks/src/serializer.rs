@@ -145,21 +145,8 @@ pub fn encode_flume_event(e: &Event, out: &mut Vec<u8>) {
     write_bytes(out, &e.body);
 }
 
-/// Avro `long`: zig-zag, then base-128 varint.
-pub fn write_long(out: &mut Vec<u8>, v: i64) {
-    let mut n = ((v << 1) ^ (v >> 63)) as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Avro `bytes` / `string`: length, then the bytes.
-pub fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    write_long(out, b.len() as i64);
-    out.extend_from_slice(b);
-}
+// Avro's binary encoding is shared with the Avro RPC crate.
+use millrace_avro::codec::{put_bytes as write_bytes, put_long as write_long};
 
 #[cfg(test)]
 mod tests {
@@ -186,15 +173,6 @@ mod tests {
             .with_header("a", "1");
         s.write_batch(&[e], &mut out);
         assert_eq!(out, b"{a=1, b=2} body\n");
-    }
-
-    #[test]
-    fn avro_longs_are_zigzag_varints() {
-        let mut out = Vec::new();
-        for v in [0, -1, 1, 64, -65] {
-            write_long(&mut out, v);
-        }
-        assert_eq!(out, [0x00, 0x01, 0x02, 0x80, 0x01, 0x81, 0x01]);
     }
 
     #[test]
