@@ -76,6 +76,12 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts `millrace-agent agent -n NAME -f CONF EXTRA...`, logging to a file.
     pub fn start(name: &str, conf: &Path, extra: &[&str]) -> AgentProcess {
+        Self::start_in(Path::new("."), name, conf, extra)
+    }
+
+    /// As [`AgentProcess::start`], in working directory `cwd` (for templates whose
+    /// paths are relative).
+    pub fn start_in(cwd: &Path, name: &str, conf: &Path, extra: &[&str]) -> AgentProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("agent.log");
         let out = std::fs::File::create(&log).expect("log file");
@@ -84,6 +90,9 @@ impl AgentProcess {
             .args(["-n", name, "-f"])
             .arg(conf)
             .args(extra)
+            .current_dir(cwd)
+            // As a shell would, so that `${env:PWD}` in a template names `cwd`.
+            .env("PWD", std::path::absolute(cwd).expect("an absolute cwd"))
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
