@@ -178,3 +178,68 @@ fn millrace_avro_sink_to_java_flume_avro_source() {
         );
     }
 }
+
+#[test]
+fn java_flume_feeds_the_query_server_over_avro() {
+    let dir = tempfile::tempdir().unwrap();
+    let avro_port = free_port();
+    let store = dir.path().join("store");
+    let server = QueryServer::start(
+        dir.path(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "--avro-bind",
+            &format!("127.0.0.1:{avro_port}"),
+            "--avro-compression",
+            "deflate",
+        ],
+    );
+    let http_port = free_port();
+    let _java = FlumeAgent::start(
+        "j1",
+        &format!(
+            "j1.sources = r1\nj1.channels = c1\nj1.sinks = k1\n\
+             j1.sources.r1.type = http\nj1.sources.r1.bind = 127.0.0.1\n\
+             j1.sources.r1.port = {http_port}\nj1.sources.r1.channels = c1\n\
+             j1.channels.c1.type = memory\nj1.channels.c1.capacity = 10000\n\
+             j1.channels.c1.transactionCapacity = 1000\n\
+             j1.sinks.k1.type = avro\nj1.sinks.k1.hostname = 127.0.0.1\n\
+             j1.sinks.k1.port = {avro_port}\nj1.sinks.k1.batch-size = 64\n\
+             j1.sinks.k1.compression-type = deflate\nj1.sinks.k1.channel = c1\n"
+        ),
+    );
+    wait_for(Duration::from_secs(60), "Flume's http source", || {
+        port_open(http_port)
+    });
+    let sent: Expected = (0..200)
+        .map(|i| {
+            let mut h = BTreeMap::new();
+            h.insert("host".to_string(), "java-edge-1".to_string());
+            h.insert("n".to_string(), i.to_string());
+            let level = if i % 4 == 0 { "ERROR" } else { "INFO" };
+            (h, format!("{level} payment {i} declined: café crème"))
+        })
+        .collect();
+    let (status, body) = http_post(http_port, "/", &as_json(&sent)).expect("Flume answers");
+    assert_eq!(status, 200, "{body}");
+
+    let search = |q: &str| -> serde_json::Value {
+        let (status, body) = http_get(server.port, q).expect("the query server answers");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    wait_for(Duration::from_secs(60), "200 events in the store", || {
+        search("/api/v1/events?host=java-edge-1&limit=1000")["events"]
+            .as_array()
+            .is_some_and(|a| a.len() == 200)
+    });
+    let errors = search("/api/v1/events?host=java-edge-1&level=ERROR&q=declined&limit=1000");
+    let errors = errors["events"].as_array().unwrap();
+    assert_eq!(errors.len(), 50);
+    for e in errors {
+        let n: usize = e["headers"]["n"].as_str().unwrap().parse().unwrap();
+        assert_eq!(e["body"].as_str().unwrap(), sent[n].1);
+        assert_eq!(e["headers"]["host"], "java-edge-1");
+    }
+}

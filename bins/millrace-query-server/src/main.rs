@@ -66,6 +66,16 @@ struct Cli {
     )]
     name: Option<String>,
 
+    /// Also receive Flume's Avro RPC here (HOST:PORT), from any agent's avro sink,
+    /// Java Flume's or millrace's; each batch is answered OK once it is in the store.
+    #[arg(long, value_name = "HOST:PORT")]
+    avro_bind: Option<SocketAddr>,
+
+    /// Compression of the --avro-bind endpoint; must match the senders'
+    /// `compression-type`.
+    #[arg(long, value_name = "none|deflate", default_value = "none", value_parser = ["none", "deflate"])]
+    avro_compression: String,
+
     /// Key every API request must carry (`Authorization: Bearer KEY` or
     /// `X-Api-Key: KEY`); /api/v1/health, /docs and the OpenAPI document stay open.
     /// Without it the API needs no key.
@@ -216,6 +226,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => None,
     };
 
+    let avro_stop = millrace_core::CancellationToken::new();
+    let avro = match cli.avro_bind {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for Avro RPC on {addr}"))?;
+            tracing::info!(%addr, "receiving Flume's Avro RPC");
+            Some(tokio::spawn(millrace_avro::serve(
+                l,
+                Arc::new(millrace_avro::ServerOptions {
+                    deflate: cli.avro_compression == "deflate",
+                    ..millrace_avro::ServerOptions::default()
+                }),
+                Arc::new(AvroIngest(ingest.clone())),
+                None,
+                None,
+                avro_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let app = millrace_query::router(state);
     tracing::info!(
         listen = %cli.listen,
@@ -241,6 +273,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(agent) = agent {
         agent.stop().await;
     }
+    avro_stop.cancel();
+    if let Some(avro) = avro {
+        let _ = avro.await;
+    }
     let _ = stop_tx.send(());
     // Live tails never end by themselves; they are cut after a short grace period.
     if tokio::time::timeout(Duration::from_secs(5), server)
@@ -252,6 +288,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     store.flush().await.context("flushing the store")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Avro RPC into the store: `OK` once a batch is on disk, `FAILED` otherwise (the
+/// sender keeps it and retries).
+struct AvroIngest(Ingest);
+
+#[async_trait::async_trait]
+impl millrace_avro::Handler for AvroIngest {
+    async fn deliver(
+        &self,
+        events: Vec<millrace_core::Event>,
+        _single: bool,
+        peer: SocketAddr,
+    ) -> millrace_avro::Status {
+        match self.0.append(&peer.ip().to_string(), "avro", events).await {
+            Ok(_) => millrace_avro::Status::Ok,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot store an Avro batch; answering FAILED");
+                millrace_avro::Status::Failed
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
