@@ -148,3 +148,64 @@ fn failover_to_the_second_collector_and_back() {
         0,
     );
 }
+
+#[test]
+fn tls_and_deflate_between_two_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certs(dir.path());
+    let (avro, http) = (free_port(), free_port());
+    let out = dir.path().join("out");
+    let collector = dir.path().join("collector.conf");
+    std::fs::write(
+        &collector,
+        format!(
+            "c.sources = r1\nc.channels = ch\nc.sinks = k1\n\
+             c.sources.r1.type = avro\nc.sources.r1.bind = 127.0.0.1\nc.sources.r1.port = {avro}\n\
+             c.sources.r1.ssl = true\nc.sources.r1.sslCertificate = {}\nc.sources.r1.sslKey = {}\n\
+             c.sources.r1.compression-type = deflate\nc.sources.r1.channels = ch\n\
+             c.channels.ch.type = memory\n\
+             c.sinks.k1.type = file_roll\nc.sinks.k1.sink.directory = {}\n\
+             c.sinks.k1.sink.rollInterval = 0\nc.sinks.k1.channel = ch\n",
+            cert.display(),
+            key.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let edge = dir.path().join("edge.conf");
+    std::fs::write(
+        &edge,
+        format!(
+            "e.sources = r1\ne.channels = ch\ne.sinks = k1\n\
+             e.sources.r1.type = http\ne.sources.r1.bind = 127.0.0.1\ne.sources.r1.port = {http}\n\
+             e.sources.r1.channels = ch\ne.channels.ch.type = memory\n\
+             e.sinks.k1.type = avro\ne.sinks.k1.hostname = localhost\ne.sinks.k1.port = {avro}\n\
+             e.sinks.k1.ssl = true\ne.sinks.k1.truststore = {}\n\
+             e.sinks.k1.compression-type = deflate\ne.sinks.k1.channel = ch\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let collector = AgentProcess::start("c", &collector, &[]);
+    let edge = AgentProcess::start("e", &edge, &[]);
+    wait_for(Duration::from_secs(30), "both agents listening", || {
+        port_open(avro) && port_open(http)
+    });
+    let batch: Vec<serde_json::Value> = (0..100)
+        .map(|n| serde_json::json!({"headers": {}, "body": format!("secret {n}")}))
+        .collect();
+    let (status, body) =
+        http_post(http, "/", &serde_json::to_vec(&batch).unwrap()).expect("the edge answers");
+    assert_eq!(status, 200, "{body}");
+    wait_for(Duration::from_secs(30), "100 events over TLS", || {
+        read_lines(&out).len() >= 100
+    });
+    let expected: Vec<String> = (0..100).map(|n| format!("secret {n}")).collect();
+    assert_eq!(
+        read_lines(&out),
+        expected,
+        "edge:\n{}\ncollector:\n{}",
+        edge.log_text(),
+        collector.log_text()
+    );
+}

@@ -119,34 +119,7 @@ fn a_full_channel_answers_503() {
 #[test]
 fn https_with_pem_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (ca, cert, key) = test_certs(dir.path());
     let port = free_port();
     let out = dir.path().join("out");
     let mut agent = start(
@@ -172,7 +145,7 @@ fn https_with_pem_files() {
                 "10",
                 "--cacert",
             ])
-            .arg(&cert)
+            .arg(&ca)
             .args(extra)
             .output()
             .expect("curl runs");
