@@ -187,7 +187,9 @@ pub fn decode_handshake_response(r: &mut Reader) -> Result<HandshakeResponse, De
     })
 }
 
-fn put_event(out: &mut Vec<u8>, e: &Event) {
+/// Encodes one `AvroFlumeEvent` (Avro binary, no container): what Flume's Kafka
+/// components write and read with `useFlumeEventFormat` / `parseAsFlumeEvent`.
+pub fn encode_event(out: &mut Vec<u8>, e: &Event) {
     put_block_count(out, e.headers.len());
     for (k, v) in &e.headers {
         put_str(out, k);
@@ -197,7 +199,8 @@ fn put_event(out: &mut Vec<u8>, e: &Event) {
     put_bytes(out, &e.body);
 }
 
-fn event(r: &mut Reader) -> Result<Event, DecodeError> {
+/// Decodes one `AvroFlumeEvent` (see [`encode_event`]).
+pub fn decode_event(r: &mut Reader) -> Result<Event, DecodeError> {
     let mut headers = Headers::new();
     loop {
         let n = r.block_count(2)?;
@@ -221,7 +224,7 @@ pub fn decode_call(r: &mut Reader, max_batch: usize) -> Result<Call, DecodeError
     let name = r.string()?.to_string();
     let call = match name.as_str() {
         "" => Call::Ping,
-        "append" => Call::Append(event(r)?),
+        "append" => Call::Append(decode_event(r)?),
         "appendBatch" => {
             let mut events = Vec::new();
             loop {
@@ -236,7 +239,7 @@ pub fn decode_call(r: &mut Reader, max_batch: usize) -> Result<Call, DecodeError
                 }
                 events.reserve(n);
                 for _ in 0..n {
-                    events.push(event(r)?);
+                    events.push(decode_event(r)?);
                 }
             }
             Call::AppendBatch(events)
@@ -258,7 +261,7 @@ pub fn encode_append_batch(out: &mut Vec<u8>, events: &[Event]) {
     put_str(out, "appendBatch");
     put_block_count(out, events.len());
     for e in events {
-        put_event(out, e);
+        encode_event(out, e);
     }
     put_long(out, 0);
 }

@@ -200,11 +200,30 @@ counter_set!(
     event_drain_success => "EventDrainSuccessCount",
     event_write_fail => "EventWriteFail",
     channel_read_fail => "ChannelReadFail",
+    kafka => "kafka",
+    kafka_event_send_timer => "KafkaEventSendTimer",
+    rollback_count => "RollbackCount",
 });
 
+/// Counters after this index exist for Kafka sinks only (Flume's KafkaSinkCounter adds
+/// them); `kafka` itself is a flag, never shown.
+const SINK_COMMON: usize = 10;
+
 impl SinkCounters {
+    /// Marks the sink as a Kafka sink, so `KafkaEventSendTimer` (ms spent sending) and
+    /// `RollbackCount` are shown.
+    pub fn set_kafka(&self) {
+        self.kafka.store(1, Ordering::Relaxed);
+    }
+
     fn render(&self) -> Vec<(&'static str, String)> {
-        self.base_values()
+        let mut v = self.base_values();
+        if self.kafka() == 1 {
+            v.remove(SINK_COMMON);
+        } else {
+            v.truncate(SINK_COMMON);
+        }
+        v
     }
 }
 
@@ -248,6 +267,17 @@ mod tests {
         c.set_durable();
         let names: Vec<&str> = c.values().iter().map(|(k, _)| *k).collect();
         assert!(names.contains(&"CheckpointWriteErrorCount") && !names.contains(&"durable"));
+    }
+
+    #[test]
+    fn kafka_counters_show_for_kafka_sinks_only() {
+        let c = SinkCounters::default();
+        let names: Vec<&str> = c.values().iter().map(|(k, _)| *k).collect();
+        assert!(!names.contains(&"RollbackCount") && !names.contains(&"kafka"));
+        c.set_kafka();
+        let names: Vec<&str> = c.values().iter().map(|(k, _)| *k).collect();
+        assert!(names.contains(&"KafkaEventSendTimer") && names.contains(&"RollbackCount"));
+        assert!(!names.contains(&"kafka"));
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //! | `logger` | the agent's log (INFO) | logged |
 //! | `null` | nowhere | at once |
 //! | `file_roll` | files in a directory, rolled on an interval | written to the OS |
+//! | `org.apache.flume.sink.kafka.KafkaSink` (feature `kafka`) | a Kafka topic | every record acknowledged at `acks` |
 //! | `avro` | an avro source over Flume's Avro RPC (Java Flume or millrace) | the source answered OK |
 
 pub mod avro;
 pub mod file_roll;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod serializer;
@@ -19,7 +22,14 @@ use millrace_core::{Props, Sink};
 use std::sync::Arc;
 
 /// Every sink type this crate provides, by alias.
-pub const TYPES: &[&str] = &["logger", "null", "file_roll", "avro"];
+pub const TYPES: &[&str] = &[
+    "logger",
+    "null",
+    "file_roll",
+    "avro",
+    #[cfg(feature = "kafka")]
+    "org.apache.flume.sink.kafka.KafkaSink",
+];
 
 /// Resolves a sink type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
@@ -28,6 +38,8 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "null" | "org.apache.flume.sink.nullsink" => Some("null"),
         "file_roll" | "org.apache.flume.sink.rollingfilesink" => Some("file_roll"),
         "avro" | "org.apache.flume.sink.avrosink" => Some("avro"),
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.sink.kafka.kafkasink" => Some("org.apache.flume.sink.kafka.KafkaSink"),
         _ => None,
     }
 }
@@ -49,6 +61,9 @@ pub fn build(
             .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
         "avro" => avro::AvroSinkConfig::from_props(props)
             .map(|c| Box::new(avro::AvroSink::new(name, c, counters)) as _),
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.sink.kafka.KafkaSink" => kafka::KafkaSinkConfig::from_props(props)
+            .map(|c| Box::new(kafka::KafkaSink::new(name, c, counters)) as _),
         _ => None,
     }
 }

@@ -225,6 +225,7 @@ fn tail(text: &str, lines: usize) -> String {
 pub struct Kafka {
     service: Service,
     port: u16,
+    cport: u16,
 }
 
 impl Kafka {
@@ -251,7 +252,40 @@ impl Kafka {
         service.wait_ready(START_DEADLINE, |s| {
             s.log_text().contains("Kafka Server started") && port_open(port)
         });
-        Kafka { service, port }
+        Kafka {
+            service,
+            port,
+            cport,
+        }
+    }
+
+    /// Stops the broker (SIGTERM, as an operator would) and starts it again on the
+    /// same ports and data, waiting until it answers: an outage with nothing lost on
+    /// the broker's side.
+    pub fn restart_after(&mut self, outage: Duration) {
+        self.service.stop(Duration::from_secs(30));
+        std::thread::sleep(outage);
+        let old = std::mem::replace(
+            &mut self.service.dir,
+            tempfile::tempdir().expect("a placeholder directory"),
+        );
+        let data = old.path().join("broker");
+        let (port, cport) = (self.port, self.cport);
+        let mut service = Service::spawn(
+            "kafka",
+            &[
+                "kafka",
+                data.to_str().expect("a UTF-8 path"),
+                &port.to_string(),
+                &cport.to_string(),
+            ],
+            old,
+        );
+        // The log file is new, so this waits for the new process.
+        service.wait_ready(START_DEADLINE, |s| {
+            s.log_text().contains("Kafka Server started") && port_open(port)
+        });
+        self.service = service;
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
