@@ -2,91 +2,14 @@
 //! starts: what a plain rdkafka consumer reads back is what was sent, a broker outage
 //! loses nothing, and a wrong address is reported while the agent keeps trying.
 
+mod common;
+
+use common::kafka::*;
 use millrace_e2e::*;
 use millrace_testkit::{port_open, Kafka};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-fn client(kafka: &Kafka) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", kafka.bootstrap())
-        .set("broker.address.family", "v4");
-    c
-}
-
-fn create_topics(kafka: &Kafka, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = client(kafka).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let made = rt
-        .block_on(admin.create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .unwrap();
-    for r in made {
-        assert!(r.is_ok(), "{r:?}");
-    }
-}
-
-struct Record {
-    partition: i32,
-    key: Option<String>,
-    payload: Vec<u8>,
-}
-
-/// Reads `topic` from the beginning until `done` holds for what arrived (or the
-/// deadline passes).
-fn consume_until(
-    kafka: &Kafka,
-    topic: &str,
-    what: &str,
-    done: impl Fn(&[Record]) -> bool,
-) -> Vec<Record> {
-    let consumer: BaseConsumer = client(kafka)
-        .set("group.id", format!("check-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut got = Vec::new();
-    wait_for(Duration::from_secs(120), what, || {
-        while let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.expect("a record");
-            got.push(Record {
-                partition: m.partition(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                payload: m.payload().unwrap_or_default().to_vec(),
-            });
-        }
-        done(&got)
-    });
-    got
-}
-
-fn consume(kafka: &Kafka, topic: &str, n: usize) -> Vec<Record> {
-    let got = consume_until(kafka, topic, &format!("{n} records in {topic}"), |r| {
-        r.len() >= n
-    });
-    assert_eq!(got.len(), n, "more records in {topic} than sent");
-    got
-}
-
-fn number(r: &Record) -> u64 {
-    String::from_utf8_lossy(&r.payload).parse().unwrap()
-}
 
 fn agent_conf(dir: &std::path::Path, http: u16, sink: &str) -> PathBuf {
     let conf = dir.join("agent.conf");

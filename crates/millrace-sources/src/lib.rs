@@ -4,6 +4,7 @@
 //! | type | what it reads | delivery |
 //! |------|---------------|----------|
 //! | `avro` | Flume's Avro RPC from avro sinks (Java Flume or millrace) | OK after the put commits, FAILED when refused |
+//! | `org.apache.flume.source.kafka.KafkaSource` (feature `kafka`) | Kafka topics | offsets committed after the put commits |
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
 //! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
 //! | `netcatudp` | UDP datagrams | none (UDP) |
@@ -16,6 +17,8 @@
 pub mod avro;
 pub mod exec;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
@@ -38,6 +41,8 @@ pub const TYPES: &[&str] = &[
     "syslogtcp",
     "multiport_syslogtcp",
     "syslogudp",
+    #[cfg(feature = "kafka")]
+    "org.apache.flume.source.kafka.KafkaSource",
 ];
 
 /// Resolves a source type (alias in any case, or Flume's class name) to its alias.
@@ -54,6 +59,10 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         }
         "syslogudp" | "org.apache.flume.source.syslogudpsource" => Some("syslogudp"),
         "seq" | "org.apache.flume.source.sequencegeneratorsource" => Some("seq"),
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.source.kafka.kafkasource" => {
+            Some("org.apache.flume.source.kafka.KafkaSource")
+        }
         "spooldir" | "org.apache.flume.source.spooldirectorysource" => Some("spooldir"),
         "taildir" | "org.apache.flume.source.taildir.taildirsource" => Some("TAILDIR"),
         _ => None,
@@ -88,6 +97,9 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
             .map(|c| Box::new(syslog::SyslogUdpSource::new(c)) as _),
         "TAILDIR" => taildir::TaildirConfig::from_props(props)
             .map(|c| Box::new(taildir::TaildirSource::new(c)) as _),
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.source.kafka.KafkaSource" => kafka::KafkaSourceConfig::from_props(props)
+            .map(|c| Box::new(kafka::KafkaSource::new(c)) as _),
         _ => None,
     }
 }
