@@ -204,3 +204,38 @@ fn a_wrong_bootstrap_address_is_reported_and_retried() {
     );
     assert!(port_open(http), "the rest of the agent serves on");
 }
+
+#[test]
+fn taildir_kafka_template_ships_the_sample_logs() {
+    // The template runs in a scratch copy of the repository layout, pointed at the
+    // testkit's broker.
+    let kafka = Kafka::start();
+    create_topics(&kafka, &[("logs", 1)]);
+    let work = tempfile::tempdir().unwrap();
+    let samples = work.path().join("samples/logs");
+    std::fs::create_dir_all(&samples).unwrap();
+    let mut expected = 0;
+    for e in std::fs::read_dir(repo_path("samples/logs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            expected += text.lines().count();
+            std::fs::write(samples.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let conf = work.path().join("shipper.conf");
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(repo_path("configs/taildir-kafka.conf"))
+            .unwrap()
+            .replace("127.0.0.1:9092", &kafka.bootstrap()),
+    )
+    .unwrap();
+    let _agent = AgentProcess::start_in(work.path(), "shipper", &conf, &[]);
+    let got = consume(&kafka, "logs", expected);
+    assert!(
+        got.iter()
+            .all(|r| r.key.as_deref().is_some_and(|k| k.ends_with(".log"))),
+        "every record is keyed by its file"
+    );
+}
