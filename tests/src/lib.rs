@@ -572,3 +572,21 @@ pub fn test_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
+
+/// Copies the repository's `samples/logs/*.log` into `root/samples/logs` (a scratch
+/// copy of the layout the templates expect) and returns how many lines they hold.
+pub fn copy_sample_logs(root: &Path) -> usize {
+    let samples = root.join("samples/logs");
+    std::fs::create_dir_all(&samples).expect("samples directory");
+    let mut lines = 0;
+    for e in std::fs::read_dir(repo_path("samples/logs")).expect("samples/logs") {
+        let path = e.expect("a directory entry").path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&path).expect("a sample log");
+            lines += text.lines().count();
+            std::fs::write(samples.join(path.file_name().expect("a name")), text)
+                .expect("a copied sample log");
+        }
+    }
+    lines
+}

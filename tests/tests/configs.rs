@@ -153,17 +153,7 @@ fn avro_edge_and_collector_templates_carry_the_sample_logs() {
     // Both templates use paths relative to the repository root; they run in a scratch
     // copy of that layout, on free ports instead of 4141 and 4142.
     let work = tempfile::tempdir().unwrap();
-    let samples = work.path().join("samples/logs");
-    std::fs::create_dir_all(&samples).unwrap();
-    let mut expected = 0;
-    for e in std::fs::read_dir(repo_path("samples/logs")).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            expected += text.lines().count();
-            std::fs::write(samples.join(path.file_name().unwrap()), text).unwrap();
-        }
-    }
+    let expected = copy_sample_logs(work.path());
     let (p1, p2) = (free_port(), free_port());
     let ported = |template: &str, file: &str| {
         let text = std::fs::read_to_string(repo_path(template))

@@ -212,17 +212,7 @@ fn taildir_kafka_template_ships_the_sample_logs() {
     let kafka = Kafka::start();
     create_topics(&kafka, &[("logs", 1)]);
     let work = tempfile::tempdir().unwrap();
-    let samples = work.path().join("samples/logs");
-    std::fs::create_dir_all(&samples).unwrap();
-    let mut expected = 0;
-    for e in std::fs::read_dir(repo_path("samples/logs")).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            expected += text.lines().count();
-            std::fs::write(samples.join(path.file_name().unwrap()), text).unwrap();
-        }
-    }
+    let expected = copy_sample_logs(work.path());
     let conf = work.path().join("shipper.conf");
     std::fs::write(
         &conf,

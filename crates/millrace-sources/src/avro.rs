@@ -13,7 +13,6 @@ use millrace_avro::{IpFilter, ServerOptions, Status};
 use millrace_core::counters::inc;
 use millrace_core::{Event, Props, Source, SourceContext, SourceError};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -54,26 +53,11 @@ impl AvroSourceConfig {
         } else {
             let _ = p.get("ipFilterRules");
         }
-        let mut tls = None;
-        if p.bool("ssl", false) {
-            if p.get("keystore").is_some() {
-                p.error_at("keystore", format!("`{}`: Java keystores are not read; convert it to PEM (`openssl pkcs12 -in keystore.p12 -nodes -nokeys -out cert.pem` and `... -nocerts -out key.pem`) and set sslCertificate and sslKey", p.full_key("keystore")));
-            }
-            let cert = p.required(
-                "sslCertificate",
-                "set the PEM certificate (chain) file for TLS",
-            );
-            let key = p.required("sslKey", "set the PEM private key file for TLS");
-            if let (Some(cert), Some(key)) = (cert, key) {
-                match crate::http::load_tls(Path::new(&cert), Path::new(&key)) {
-                    Ok(c) => tls = Some(Arc::new(c)),
-                    Err(e) => p.error_at(
-                        "sslCertificate",
-                        format!("`{}`: {e}", p.full_key("sslCertificate")),
-                    ),
-                }
-            }
-        }
+        let tls = if p.bool("ssl", false) {
+            crate::http::tls_from_props(p, "TLS")
+        } else {
+            None
+        };
         let defaults = ServerOptions::default();
         let options = ServerOptions {
             deflate,

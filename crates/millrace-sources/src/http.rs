@@ -86,26 +86,11 @@ impl HttpConfig {
             .sub("handler.")
             .u64_in("maxBlobLength", 100_000_000, 1, 1 << 31) as usize;
         let body_max = p.u64_in("maxBodySize", 10 * 1024 * 1024, 1, 1 << 31) as usize;
-        let mut tls = None;
-        if p.bool("enableSSL", false) {
-            if p.get("keystore").is_some() {
-                p.error_at("keystore", format!("`{}`: Java keystores are not read; convert it to PEM (`openssl pkcs12 -in keystore.p12 -nodes -nokeys -out cert.pem` and `... -nocerts -out key.pem`) and set sslCertificate and sslKey", p.full_key("keystore")));
-            }
-            let cert = p.required(
-                "sslCertificate",
-                "set the PEM certificate (chain) file for HTTPS",
-            );
-            let key = p.required("sslKey", "set the PEM private key file for HTTPS");
-            if let (Some(cert), Some(key)) = (cert, key) {
-                match load_tls(Path::new(&cert), Path::new(&key)) {
-                    Ok(c) => tls = Some(Arc::new(c)),
-                    Err(e) => p.error_at(
-                        "sslCertificate",
-                        format!("`{}`: {e}", p.full_key("sslCertificate")),
-                    ),
-                }
-            }
-        }
+        let tls = if p.bool("enableSSL", false) {
+            tls_from_props(p, "HTTPS")
+        } else {
+            None
+        };
         for k in [
             "keystorePassword",
             "keystoreType",
@@ -128,6 +113,33 @@ impl HttpConfig {
             },
             tls,
         })
+    }
+}
+
+/// The server TLS configuration from `sslCertificate` and `sslKey` (PEM files), as the
+/// http and avro sources take it; a Java `keystore` is reported with the commands
+/// that convert it. Problems are recorded in `p`.
+pub fn tls_from_props(p: &Props, what: &str) -> Option<Arc<ServerConfig>> {
+    if p.get("keystore").is_some() {
+        p.error_at("keystore", format!("`{}`: Java keystores are not read; convert it to PEM (`openssl pkcs12 -in keystore.p12 -nodes -nokeys -out cert.pem` and `... -nocerts -out key.pem`) and set sslCertificate and sslKey", p.full_key("keystore")));
+    }
+    let cert = p.required(
+        "sslCertificate",
+        &format!("set the PEM certificate (chain) file for {what}"),
+    );
+    let key = p.required(
+        "sslKey",
+        &format!("set the PEM private key file for {what}"),
+    );
+    match load_tls(Path::new(&cert?), Path::new(&key?)) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            p.error_at(
+                "sslCertificate",
+                format!("`{}`: {e}", p.full_key("sslCertificate")),
+            );
+            None
+        }
     }
 }
 
