@@ -136,10 +136,25 @@ impl Store {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         create_private_dir(dir)?;
         let lock = lock::DirLock::acquire(dir)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(opts.cache_bytes)
-            .open()?;
+        // Our lock says no other process has the store. sled's own lock can still be
+        // held for a moment by the flusher thread of a store this process just
+        // dropped, so that case is retried briefly instead of failing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::Config::new()
+                .path(dir.join("db"))
+                .cache_capacity(opts.cache_bytes)
+                .open()
+            {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree("events")?;
         let meta = |name: &str| -> Result<u64, StoreError> {
             Ok(tree
