@@ -5,6 +5,7 @@
 //! |------|------------------|------------|
 //! | `memory` | no | `capacity` events, `byteCapacity` bytes |
 //! | `file` | yes: a committed put is on disk (synced) until its take commits | `capacity` events, `minimumRequiredSpace` free disk |
+//! | `org.apache.flume.channel.kafka.KafkaChannel` (feature `kafka`) | yes: records stay in the topic until the take's offsets are committed | the topic's retention |
 //! | `SPILLABLEMEMORY` | what spilled to disk, not what was in memory | `memoryCapacity` + `overflowCapacity` |
 //!
 //! ```
@@ -23,6 +24,8 @@
 //! ```
 
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 pub mod spillable;
 
@@ -30,7 +33,13 @@ use millrace_core::{Channel, Props};
 use std::sync::Arc;
 
 /// Every channel type this crate provides, by alias.
-pub const TYPES: &[&str] = &["memory", "file", "SPILLABLEMEMORY"];
+pub const TYPES: &[&str] = &[
+    "memory",
+    "file",
+    "SPILLABLEMEMORY",
+    #[cfg(feature = "kafka")]
+    "org.apache.flume.channel.kafka.KafkaChannel",
+];
 
 /// Resolves a channel type (alias in any case, or Flume's class name) to its alias.
 pub fn canonical_type(type_name: &str) -> Option<&'static str> {
@@ -39,6 +48,10 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "file" | "org.apache.flume.channel.file.filechannel" => Some("file"),
         "spillablememory" | "org.apache.flume.channel.spillablememorychannel" => {
             Some("SPILLABLEMEMORY")
+        }
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.channel.kafka.kafkachannel" => {
+            Some("org.apache.flume.channel.kafka.KafkaChannel")
         }
         _ => None,
     }
@@ -58,6 +71,11 @@ pub fn build(canonical: &str, name: &str, props: &Props) -> Option<Arc<dyn Chann
         "file" => {
             let cfg = file::FileChannelConfig::from_props(props)?;
             Some(Arc::new(file::FileChannel::new(name, cfg)))
+        }
+        #[cfg(feature = "kafka")]
+        "org.apache.flume.channel.kafka.KafkaChannel" => {
+            let cfg = kafka::KafkaChannelConfig::from_props(props)?;
+            Some(Arc::new(kafka::KafkaChannel::new(name, cfg)))
         }
         _ => None,
     }
