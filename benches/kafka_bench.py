@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Throughput of millrace's Kafka sink into a real Kafka broker.
+
+Starts a single-node Kafka 4 broker with scripts/services.sh (run
+`scripts/services.sh fetch` once), then for each setting runs the release agent
+(exec `cat FILE` of N 200-byte lines -> memory -> Kafka sink) until the sink has
+drained all N events according to /metrics; a run with any other count fails. The
+broker is stopped at the end, also on failure.
+
+    python3 benches/kafka_bench.py [--events N] [--reps R]
+
+Reports events/s from the agent's start to the last event acknowledged by the broker,
+the agent's CPU seconds per million events and its peak RSS.
+"""
+import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "millrace-agent")
+SERVICES = os.path.join(ROOT, "scripts", "services.sh")
+CLK = os.sysconf("SC_CLK_TCK")
+WIDTH = 200
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_lines(path, n):
+    if os.path.exists(path) and os.path.getsize(path) == n * WIDTH:
+        return
+    pad = "x" * WIDTH
+    with open(path, "w") as f:
+        chunk = []
+        for i in range(n):
+            s = str(i)
+            chunk.append(s + " " + pad[: WIDTH - len(s) - 2] + "\n")
+            if len(chunk) == 100_000:
+                f.write("".join(chunk))
+                chunk = []
+        f.write("".join(chunk))
+
+
+def metrics(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return json.load(r)
+    except OSError:
+        return None
+
+
+def proc_stats(pid):
+    with open(f"/proc/{pid}/status") as f:
+        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return hwm * 1024, (int(fields[11]) + int(fields[12])) / CLK
+
+
+def run_once(bootstrap, topic, batch, linger, acks, events, data, deadline):
+    work = tempfile.mkdtemp(prefix="millrace-kafka-bench-")
+    try:
+        mon = free_port()
+        conf = os.path.join(work, "agent.conf")
+        with open(conf, "w") as f:
+            f.write(
+                "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
+                f"a1.sources.r1.type = exec\na1.sources.r1.command = cat {data}\n"
+                f"a1.sources.r1.batchSize = {batch}\na1.sources.r1.channels = c1\n"
+                f"a1.channels.c1.type = memory\na1.channels.c1.capacity = {batch * 100}\n"
+                f"a1.channels.c1.transactionCapacity = {batch}\n"
+                "a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n"
+                f"a1.sinks.k1.kafka.bootstrap.servers = {bootstrap}\na1.sinks.k1.kafka.topic = {topic}\n"
+                f"a1.sinks.k1.flumeBatchSize = {batch}\na1.sinks.k1.kafka.producer.linger.ms = {linger}\n"
+                f"a1.sinks.k1.kafka.producer.acks = {acks}\na1.sinks.k1.channel = c1\n")
+        t0 = time.monotonic()
+        p = subprocess.Popen(
+            [BIN, "agent", "-n", "a1", "-f", conf, "-Dflume.monitoring.type=http",
+             f"-Dflume.monitoring.port={mon}", "-Dflume.root.logger=WARN,console"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        drained = 0
+        try:
+            while time.monotonic() - t0 < deadline:
+                m = metrics(mon)
+                if m:
+                    drained = int(m["SINK.k1"]["EventDrainSuccessCount"])
+                    if drained >= events:
+                        break
+                time.sleep(0.02)
+            elapsed = time.monotonic() - t0
+            rss, cpu = proc_stats(p.pid)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if drained != events:
+            raise RuntimeError(f"batch {batch} linger {linger} acks {acks}: {drained} of {events} events acknowledged")
+        return {"eps": events / elapsed, "cpu_per_m": cpu / (events / 1e6), "rss_mb": rss / 1e6}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--deadline", type=float, default=600)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "millrace-agent"], cwd=ROOT, check=True)
+    data = os.path.join(tempfile.gettempdir(), f"millrace-kafka-bench-{a.events}x{WIDTH}.txt")
+    make_lines(data, a.events)
+    run_dir = tempfile.mkdtemp(prefix="millrace-kafka-bench-broker-")
+    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir)
+    out = subprocess.run(["bash", SERVICES, "start", "kafka"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    bootstrap = next(l.split("=", 1)[1] for l in out.splitlines() if l.startswith("KAFKA_BOOTSTRAP="))
+    try:
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        print(f"machine: {os.cpu_count()} cores, {cpu}, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}")
+        print(f"command: python3 benches/kafka_bench.py --events {a.events} --reps {a.reps} (Kafka 4.3.1, one broker, 512 MB heap, topics with 1 partition)")
+        print()
+        print("| flumeBatchSize | linger.ms | acks | events/s (median, min-max) | MB/s | agent CPU s per M events | agent peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        n = 0
+        for batch in (100, 1000):
+            for linger in (0, 5):
+                for acks in ("1", "all"):
+                    runs = []
+                    for _ in range(a.reps):
+                        n += 1
+                        runs.append(run_once(bootstrap, f"bench-{n}", batch, linger, acks, a.events, data, a.deadline))
+                    eps = [r["eps"] for r in runs]
+                    print(f"| {batch} | {linger} | {acks} | {statistics.median(eps):,.0f} ({min(eps):,.0f}-{max(eps):,.0f}) | "
+                          f"{statistics.median(eps) * WIDTH / 1e6:.1f} | {statistics.median(r['cpu_per_m'] for r in runs):.2f} | "
+                          f"{max(r['rss_mb'] for r in runs):.1f} |", flush=True)
+    finally:
+        subprocess.run(["bash", SERVICES, "stop", "kafka"], env=env)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
