@@ -9,7 +9,7 @@
 #   scripts/services.sh stop [kafka|hdfs|flume-agent|all]
 #   scripts/services.sh status
 #   scripts/services.sh run kafka DIR PORT CONTROLLER_PORT    in the foreground (millrace-testkit)
-#   scripts/services.sh run hdfs DIR [PORT]                    stops when stdin closes
+#   scripts/services.sh run hdfs DIR [PORT [keep]]             stops when stdin closes
 #   scripts/services.sh run flume-agent NAME FILE [JAVA_OPTS...]
 #
 # The jars live in $MILLRACE_SERVICES_DIR (default ~/.cache/millrace-services), resolved
@@ -130,12 +130,12 @@ EOF
 }
 
 run_hdfs() {
-  local dir=$1 port=${2:-0}
+  local dir=$1 port=${2:-0} keep=${3:-}
   require hdfs
   need java "install Java 17 (apt-get install openjdk-17-jre-headless) and run this again"
   mkdir -p "$dir"
   exec java -Xmx1g "${jvm_common[@]}" "-Dlog4j.configuration=file:$cache/hdfs/conf/log4j.properties" \
-    -cp "$cache/hdfs/classes:$cache/hdfs/conf:$cache/hdfs/lib/*" MiniHdfs "$dir" "$port"
+    -cp "$cache/hdfs/classes:$cache/hdfs/conf:$cache/hdfs/lib/*" MiniHdfs "$dir" "$port" $keep
 }
 
 run_flume() {
@@ -252,7 +252,7 @@ run)
     run_kafka "$@"
     ;;
   hdfs)
-    [ $# -ge 1 ] || die "usage: run hdfs DIR [PORT]"
+    [ $# -ge 1 ] || die "usage: run hdfs DIR [PORT [keep]]"
     run_hdfs "$@"
     ;;
   flume-agent) run_flume "$@" ;;

@@ -8,9 +8,12 @@
 //! | `file_roll` | files in a directory, rolled on an interval | written to the OS |
 //! | `org.apache.flume.sink.kafka.KafkaSink` (feature `kafka`) | a Kafka topic | every record acknowledged at `acks` |
 //! | `avro` | an avro source over Flume's Avro RPC (Java Flume or millrace) | the source answered OK |
+//! | `hdfs` (feature `hdfs`) | HDFS files (SequenceFile, DataStream, CompressedStream) | every file it touched is synced to the datanodes |
 
 pub mod avro;
 pub mod file_roll;
+#[cfg(feature = "hdfs")]
+pub mod hdfs;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod logger;
@@ -27,6 +30,8 @@ pub const TYPES: &[&str] = &[
     "null",
     "file_roll",
     "avro",
+    #[cfg(feature = "hdfs")]
+    "hdfs",
     #[cfg(feature = "kafka")]
     "org.apache.flume.sink.kafka.KafkaSink",
 ];
@@ -38,6 +43,8 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "null" | "org.apache.flume.sink.nullsink" => Some("null"),
         "file_roll" | "org.apache.flume.sink.rollingfilesink" => Some("file_roll"),
         "avro" | "org.apache.flume.sink.avrosink" => Some("avro"),
+        #[cfg(feature = "hdfs")]
+        "hdfs" | "org.apache.flume.sink.hdfs.hdfseventsink" => Some("hdfs"),
         #[cfg(feature = "kafka")]
         "org.apache.flume.sink.kafka.kafkasink" => Some("org.apache.flume.sink.kafka.KafkaSink"),
         _ => None,
@@ -61,6 +68,9 @@ pub fn build(
             .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
         "avro" => avro::AvroSinkConfig::from_props(props)
             .map(|c| Box::new(avro::AvroSink::new(name, c, counters)) as _),
+        #[cfg(feature = "hdfs")]
+        "hdfs" => hdfs::HdfsSinkConfig::from_props(props)
+            .map(|c| Box::new(hdfs::HdfsSink::new(name, c, counters)) as _),
         #[cfg(feature = "kafka")]
         "org.apache.flume.sink.kafka.KafkaSink" => kafka::KafkaSinkConfig::from_props(props)
             .map(|c| Box::new(kafka::KafkaSink::new(name, c, counters)) as _),

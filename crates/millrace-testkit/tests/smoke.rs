@@ -72,11 +72,11 @@ async fn hdfs_writes_reads_and_deletes_a_file() {
         )
         .await
         .unwrap();
-    w.write(body.clone()).await.unwrap();
+    w.write_bytes(body.clone()).await.unwrap();
     w.close().await.unwrap();
 
     let mut r = client.read("/smoke/file.txt").await.unwrap();
-    let read = r.read(r.file_length()).await.unwrap();
+    let read = r.read_bytes(r.file_length()).await.unwrap();
     assert_eq!(read, body);
     // Hadoop's own shell sees the same bytes.
     assert_eq!(hdfs.shell(&["-cat", "/smoke/file.txt"]), body.to_vec());

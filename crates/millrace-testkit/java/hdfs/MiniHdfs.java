@@ -6,18 +6,21 @@ import org.apache.hadoop.hdfs.MiniDFSCluster;
 /**
  * One namenode and one datanode on 127.0.0.1, for tests and benchmarks.
  *
- * Usage: MiniHdfs BASEDIR [NAMENODE_PORT]. Prints "HDFS_URL=hdfs://127.0.0.1:PORT" once
- * the datanode has registered, then runs until stdin closes (so a parent that dies
- * takes the cluster with it) or the process is signalled.
+ * Usage: MiniHdfs BASEDIR [NAMENODE_PORT [keep]]. Prints "HDFS_URL=hdfs://127.0.0.1:PORT"
+ * once the datanode has registered, then runs until stdin closes (so a parent that dies
+ * takes the cluster with it) or the process is signalled. With "keep" the cluster
+ * starts on the data already in BASEDIR instead of formatting it, which is how a test
+ * restarts the namenode and datanode with their files intact.
  */
 public class MiniHdfs {
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
-            System.err.println("usage: MiniHdfs BASEDIR [NAMENODE_PORT]");
+            System.err.println("usage: MiniHdfs BASEDIR [NAMENODE_PORT [keep]]");
             System.exit(2);
         }
         File base = new File(args[0]);
         int port = args.length > 1 ? Integer.parseInt(args[1]) : 0;
+        boolean keep = args.length > 2 && args[2].equals("keep");
         Configuration conf = new Configuration();
         conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, base.getAbsolutePath());
         conf.set("dfs.replication", "1");
@@ -32,7 +35,7 @@ public class MiniHdfs {
         MiniDFSCluster cluster = new MiniDFSCluster.Builder(conf)
             .nameNodePort(port)
             .numDataNodes(1)
-            .format(true)
+            .format(!keep)
             .build();
         cluster.waitActive();
         Runtime.getRuntime().addShutdownHook(new Thread(cluster::shutdown));

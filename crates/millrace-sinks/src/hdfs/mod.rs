@@ -1,0 +1,556 @@
+//! The `hdfs` sink (Flume's HDFSEventSink): writes events into HDFS files through
+//! hdfs-native, a pure-Rust HDFS client, so no JVM or Hadoop install is needed.
+//!
+//! Each event goes to the directory `hdfs.path` and the file prefix `hdfs.filePrefix`
+//! give it after escapes. A file is written as `[inUsePrefix]PREFIX.N[SUFFIX].tmp` and
+//! renamed to `PREFIX.N[SUFFIX]` when it rolls (rollInterval, rollSize, rollCount,
+//! idleTimeout, maxOpenFiles) or the sink stops; N counts up from the sink's start
+//! time in ms, as in Flume.
+//!
+//! A batch is acknowledged only after every file it touched is synced (`hsync`) to
+//! the datanodes, so a committed take survives the agent and the datanodes. When an
+//! HDFS call fails or passes `hdfs.callTimeout`, the batch is rolled back and every
+//! file it touched is given up: the sink recovers the file's lease (the namenode
+//! closes it) and renames it to its final name, retrying every `hdfs.retryInterval`.
+//! The retried batch goes to fresh files, so a recovered file never gains events
+//! after a gap. The names of files open or awaiting recovery are kept in a small
+//! journal on local disk, so a sink killed mid-file recovers those files when it
+//! starts again instead of leaving `.tmp` files behind.
+
+mod config;
+mod escape;
+mod format;
+mod journal;
+
+pub use config::HdfsSinkConfig;
+pub use escape::{RoundUnit, Template, TimeSettings};
+pub use format::{Codec, FileType, WriteFormat};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use escape::Renderer;
+use format::Encoder;
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+use journal::Journal;
+use millrace_core::counters::{inc, SinkCounters};
+use millrace_core::{Event, Sink, SinkError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Unwritten bytes of a file are sent once they reach this, so a large batch does not
+/// sit whole in memory.
+const WRITE_CHUNK: usize = 4 << 20;
+
+pub struct HdfsSink {
+    name: String,
+    cfg: HdfsSinkConfig,
+    counters: Arc<SinkCounters>,
+    client: Option<Arc<Client>>,
+    path: Renderer,
+    prefix: Renderer,
+    files: HashMap<String, OpenFile>,
+    /// Increases on every use of a file, for least-recently-used closing.
+    tick: u64,
+    /// The number in the next file's name; starts at the sink's start time in ms.
+    counter: u64,
+    journal: Journal,
+    /// Files given up after a failure: their lease is recovered and they are renamed.
+    pending: Vec<Pending>,
+}
+
+struct OpenFile {
+    in_use: String,
+    target: String,
+    writer: hdfs_native::file::FileWriter,
+    enc: Encoder,
+    buf: Vec<u8>,
+    opened: Instant,
+    last_write: Instant,
+    events: u64,
+    body_bytes: u64,
+    used: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    in_use: String,
+    target: String,
+    tries: u32,
+    next_try: Instant,
+}
+
+impl HdfsSink {
+    pub fn new(name: &str, cfg: HdfsSinkConfig, counters: Arc<SinkCounters>) -> Self {
+        let journal = Journal::for_sink(name, cfg.url.as_deref(), &cfg.path_text);
+        HdfsSink {
+            name: name.to_string(),
+            path: Renderer::new(cfg.path.clone()),
+            prefix: Renderer::new(cfg.file_prefix.clone()),
+            counters,
+            client: None,
+            files: HashMap::new(),
+            tick: 0,
+            counter: now_ms() as u64,
+            journal,
+            pending: Vec::new(),
+            cfg,
+        }
+    }
+
+    fn client(&mut self) -> Result<Arc<Client>, SinkError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let mut b = ClientBuilder::new();
+        if let Some(url) = &self.cfg.url {
+            b = b.with_url(url);
+        }
+        let client = Arc::new(b.build().map_err(|e| {
+            SinkError::Delivery(format!(
+                "cannot set up the HDFS client for `{}`: {e}",
+                self.cfg
+                    .url
+                    .as_deref()
+                    .unwrap_or("the default file system (HADOOP_CONF_DIR)")
+            ))
+        })?);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Runs one HDFS call under `hdfs.callTimeout`.
+    async fn call<T>(
+        &self,
+        what: &str,
+        f: impl Future<Output = Result<T, HdfsError>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.cfg.call_timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(format!("{what}: {e}")),
+            Err(_) => Err(format!(
+                "{what}: no answer within hdfs.callTimeout ({} ms)",
+                self.cfg.call_timeout.as_millis()
+            )),
+        }
+    }
+
+    fn save_journal(&self) {
+        let mut entries: Vec<(String, String)> = self
+            .files
+            .values()
+            .map(|f| (f.in_use.clone(), f.target.clone()))
+            .collect();
+        entries.extend(
+            self.pending
+                .iter()
+                .map(|p| (p.in_use.clone(), p.target.clone())),
+        );
+        if let Err(e) = self.journal.save(&entries) {
+            tracing::warn!(sink = %self.name, journal = %self.journal.path().display(), "cannot record open files: {e}; a crash now may leave .tmp files behind");
+        }
+    }
+
+    async fn open(&mut self, dir: &str, prefix: &str) -> Result<OpenFile, String> {
+        let client = self.client().map_err(|e| e.to_string())?;
+        self.counter += 1;
+        let mut name = format!("{prefix}.{}", self.counter);
+        if !self.cfg.file_suffix.is_empty() {
+            name.push_str(&self.cfg.file_suffix);
+        } else if let Some(c) = self.cfg.codec {
+            name.push_str(c.extension());
+        }
+        let dir = dir.trim_end_matches('/');
+        let in_use = format!(
+            "{dir}/{}{name}{}",
+            self.cfg.in_use_prefix, self.cfg.in_use_suffix
+        );
+        let target = format!("{dir}/{name}");
+        let mut opts = WriteOptions::default().create_parent(true);
+        if let Some(r) = self.cfg.replication {
+            opts = opts.replication(r);
+        }
+        let writer = match self
+            .call(&format!("creating {in_use}"), client.create(&in_use, opts))
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                inc(&self.counters.connection_failed);
+                return Err(e);
+            }
+        };
+        inc(&self.counters.connection_created);
+        tracing::info!(sink = %self.name, file = %in_use, "creating");
+        let mut enc = Encoder::new(
+            self.cfg.file_type,
+            &self.cfg.serializer,
+            self.cfg.codec,
+            self.cfg.write_format,
+        );
+        let mut buf = Vec::new();
+        enc.begin(&mut buf);
+        let now = Instant::now();
+        Ok(OpenFile {
+            in_use,
+            target,
+            writer,
+            enc,
+            buf,
+            opened: now,
+            last_write: now,
+            events: 0,
+            body_bytes: 0,
+            used: 0,
+        })
+    }
+
+    /// Sends a file's unwritten bytes.
+    async fn write_out(&self, f: &mut OpenFile) -> Result<(), String> {
+        if f.buf.is_empty() {
+            return Ok(());
+        }
+        let data = Bytes::from(std::mem::take(&mut f.buf));
+        self.call(&format!("writing {}", f.in_use), f.writer.write_bytes(data))
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the format's buffering, writes and syncs: everything appended is durable.
+    async fn sync(&self, f: &mut OpenFile) -> Result<(), String> {
+        let mut buf = std::mem::take(&mut f.buf);
+        f.enc.flush(&mut buf);
+        f.buf = buf;
+        self.write_out(f).await?;
+        self.call(&format!("syncing {}", f.in_use), f.writer.hsync())
+            .await?;
+        f.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Syncs, closes and renames a file. On failure the file is handed to recovery
+    /// and the error returned.
+    async fn close_file(&mut self, mut f: OpenFile) -> Result<(), String> {
+        let res = async {
+            let mut buf = std::mem::take(&mut f.buf);
+            f.enc.flush(&mut buf);
+            f.buf = buf;
+            self.write_out(&mut f).await?;
+            self.call(&format!("closing {}", f.in_use), f.writer.close())
+                .await
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                inc(&self.counters.connection_closed);
+                let client = self.client().map_err(|e| e.to_string())?;
+                if let Err(e) = self.rename(&client, &f.in_use, &f.target).await {
+                    self.give_up(f.in_use, f.target);
+                    return Err(e);
+                }
+                tracing::info!(sink = %self.name, file = %f.target, events = f.events, "closed");
+                self.save_journal();
+                Ok(())
+            }
+            Err(e) => {
+                self.give_up(f.in_use, f.target);
+                Err(e)
+            }
+        }
+    }
+
+    async fn rename(&self, client: &Client, from: &str, to: &str) -> Result<(), String> {
+        if from == to {
+            return Ok(());
+        }
+        self.call(
+            &format!("renaming {from} to {to}"),
+            client.rename(from, to, false),
+        )
+        .await
+    }
+
+    /// Hands a file to lease recovery and renaming, retried every retryInterval.
+    fn give_up(&mut self, in_use: String, target: String) {
+        tracing::warn!(sink = %self.name, file = %in_use, "file given up after an HDFS error; it will be recovered and renamed");
+        self.pending.push(Pending {
+            in_use,
+            target,
+            tries: 0,
+            next_try: Instant::now(),
+        });
+        self.save_journal();
+    }
+
+    /// Gives up every file in `keys`, after an error in a batch that touched them.
+    fn abandon(&mut self, keys: &[String]) {
+        for k in keys {
+            if let Some(f) = self.files.remove(k) {
+                self.give_up(f.in_use, f.target);
+            }
+        }
+    }
+
+    /// One attempt at each pending recovery that is due (or all, with `force`).
+    async fn retry_pending(&mut self, force: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Ok(client) = self.client() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut keep = Vec::new();
+        for mut p in std::mem::take(&mut self.pending) {
+            if !force && p.next_try > now {
+                keep.push(p);
+                continue;
+            }
+            p.tries += 1;
+            match self.recover(&client, &p).await {
+                Ok(true) => {
+                    tracing::info!(sink = %self.name, file = %p.target, "recovered and renamed");
+                }
+                Ok(false) => {
+                    p.next_try = now + self.cfg.retry_interval.max(Duration::from_millis(200));
+                    keep.push(p);
+                }
+                Err(e) => {
+                    let limit = self.cfg.close_tries;
+                    if (limit > 0 && p.tries >= limit) || self.cfg.retry_interval.is_zero() {
+                        tracing::error!(sink = %self.name, file = %p.in_use, "giving up on closing and renaming after {} tries: {e}; rename it by hand once its lease is released", p.tries);
+                    } else {
+                        tracing::warn!(sink = %self.name, file = %p.in_use, "recovery failed, retrying in {:?}: {e}", self.cfg.retry_interval);
+                        p.next_try = now + self.cfg.retry_interval;
+                        keep.push(p);
+                    }
+                }
+            }
+        }
+        self.pending = keep;
+        self.save_journal();
+    }
+
+    /// Ok(true) once the file is closed under its final name (or never existed).
+    async fn recover(&self, client: &Client, p: &Pending) -> Result<bool, String> {
+        match client.get_file_info(&p.in_use).await {
+            Ok(_) => {}
+            Err(HdfsError::FileNotFound(_)) => return Ok(true),
+            Err(e) => return Err(format!("looking up {}: {e}", p.in_use)),
+        }
+        let closed = self
+            .call(
+                &format!("recovering the lease of {}", p.in_use),
+                client.recover_lease(&p.in_use),
+            )
+            .await?;
+        if !closed {
+            return Ok(false);
+        }
+        self.rename(client, &p.in_use, &p.target).await?;
+        Ok(true)
+    }
+
+    /// Closes files whose rollInterval or idleTimeout has passed. Failures go to
+    /// recovery; they do not fail the batch at hand.
+    async fn close_expired(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(_, f)| {
+                self.cfg
+                    .roll_interval
+                    .is_some_and(|d| now.duration_since(f.opened) >= d)
+                    || self
+                        .cfg
+                        .idle_timeout
+                        .is_some_and(|d| now.duration_since(f.last_write) >= d)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            if let Some(f) = self.files.remove(&k) {
+                if let Err(e) = self.close_file(f).await {
+                    tracing::warn!(sink = %self.name, "closing a file on its interval failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn should_rotate(&self, f: &OpenFile) -> bool {
+        (self.cfg.roll_count > 0 && f.events >= self.cfg.roll_count)
+            || (self.cfg.roll_size > 0 && f.body_bytes >= self.cfg.roll_size)
+    }
+
+    async fn write_batch(
+        &mut self,
+        batch: &[Event],
+        touched: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let now = now_ms();
+        // Every event's file is worked out before anything is written, so an event
+        // that cannot be placed fails the batch with nothing half-written.
+        let mut groups: Vec<(String, String, String, Vec<&Event>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for e in batch {
+            let dir = self
+                .path
+                .render(e, &self.cfg.time, now)
+                .map_err(|e| e.0)?
+                .to_string();
+            let prefix = self
+                .prefix
+                .render(e, &self.cfg.time, now)
+                .map_err(|e| e.0)?
+                .to_string();
+            let key = format!("{dir}/{prefix}");
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push((key, dir, prefix, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].3.push(e);
+        }
+        for (key, dir, prefix, events) in groups {
+            touched.push(key.clone());
+            for e in events {
+                let (mut f, fresh) = match self.files.remove(&key) {
+                    Some(f) if self.should_rotate(&f) => {
+                        self.close_file(f).await?;
+                        (self.open(&dir, &prefix).await?, true)
+                    }
+                    Some(f) => (f, false),
+                    None => {
+                        if self.files.len() >= self.cfg.max_open_files {
+                            self.close_least_used().await;
+                        }
+                        (self.open(&dir, &prefix).await?, true)
+                    }
+                };
+                if fresh {
+                    self.files.insert(key.clone(), f);
+                    self.save_journal();
+                    f = self.files.remove(&key).expect("just inserted");
+                }
+                self.tick += 1;
+                f.used = self.tick;
+                f.enc.append(&[e], now, &mut f.buf);
+                f.events += 1;
+                f.body_bytes += e.body.len() as u64;
+                let res = if f.buf.len() >= WRITE_CHUNK {
+                    self.write_out(&mut f).await
+                } else {
+                    Ok(())
+                };
+                self.files.insert(key.clone(), f);
+                res?;
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for k in touched.iter() {
+            if let Some(mut f) = self.files.remove(k) {
+                let res = self.sync(&mut f).await;
+                self.files.insert(k.clone(), f);
+                res?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_least_used(&mut self) {
+        let Some(k) = self
+            .files
+            .iter()
+            .min_by_key(|(_, f)| f.used)
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        if let Some(f) = self.files.remove(&k) {
+            if let Err(e) = self.close_file(f).await {
+                tracing::warn!(sink = %self.name, "closing the least recently used file (hdfs.maxOpenFiles) failed: {e}");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for HdfsSink {
+    async fn start(&mut self) -> Result<(), SinkError> {
+        self.client()?;
+        for (in_use, target) in self.journal.load() {
+            tracing::info!(sink = %self.name, file = %in_use, "recovering a file left open by an earlier run");
+            self.pending.push(Pending {
+                in_use,
+                target,
+                tries: 0,
+                next_try: Instant::now(),
+            });
+        }
+        self.retry_pending(true).await;
+        Ok(())
+    }
+
+    async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        self.retry_pending(false).await;
+        self.close_expired().await;
+        let mut touched = Vec::new();
+        match self.write_batch(batch, &mut touched).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                inc(&self.counters.event_write_fail);
+                self.abandon(&touched);
+                Err(SinkError::Delivery(format!("HDFS: {e}")))
+            }
+        }
+    }
+
+    async fn idle(&mut self) -> Result<(), SinkError> {
+        self.retry_pending(false).await;
+        self.close_expired().await;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), SinkError> {
+        let keys: Vec<String> = self.files.keys().cloned().collect();
+        let mut failed = None;
+        for k in keys {
+            if let Some(f) = self.files.remove(&k) {
+                if let Err(e) = self.close_file(f).await {
+                    failed = Some(e);
+                }
+            }
+        }
+        // Files given up earlier get a last chance now, bounded so a dead cluster
+        // cannot hold the agent's shutdown; what is left stays in the journal for
+        // the next start.
+        let end = Instant::now() + self.cfg.call_timeout.min(Duration::from_secs(20));
+        while !self.pending.is_empty() && Instant::now() < end {
+            self.retry_pending(true).await;
+            if !self.pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        if !self.pending.is_empty() {
+            tracing::warn!(sink = %self.name, files = self.pending.len(), "files still open at stop are recorded in {} and recovered at the next start", self.journal.path().display());
+        }
+        match failed {
+            Some(e) if !self.pending.is_empty() => Err(SinkError::Delivery(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
