@@ -34,8 +34,8 @@ impl SpillableConfig {
         let overflow_timeout = p.seconds("overflowTimeout", 3);
         let tx = p.positive("transactionCapacity", 100) as usize;
         let byte_capacity = p
-            .has("byteCapacity")
-            .then(|| p.positive("byteCapacity", u64::MAX));
+            .optional("byteCapacity", "unlimited")
+            .map(|_| p.positive("byteCapacity", u64::MAX));
         let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
         let _ = p.get("avgEventSize");
         if memory_capacity == 0 && overflow_capacity == 0 {

@@ -292,7 +292,7 @@ pub fn agent_config(
     let component =
         |kind: Kind, name: &str, diags: &mut Vec<Diagnostic>| -> Option<ComponentConfig> {
             let props = props_of(kind, name);
-            let type_name = props.get("type").unwrap_or_default();
+            let type_name = props.optional("type", "required").unwrap_or_default();
             if type_name.is_empty() {
                 diags.push(Diagnostic::error(
                     props.file(),
@@ -355,7 +355,7 @@ pub fn agent_config(
         };
         let p = c.props.clone();
         let chans = p
-            .get("channels")
+            .optional("channels", "required")
             .map(|v| split_list(&v))
             .unwrap_or_default();
         let mut ok = true;
@@ -433,7 +433,10 @@ pub fn agent_config(
             continue;
         };
         let p = c.props.clone();
-        let chans = p.get("channel").map(|v| split_list(&v)).unwrap_or_default();
+        let chans = p
+            .optional("channel", "required")
+            .map(|v| split_list(&v))
+            .unwrap_or_default();
         match chans.as_slice() {
             [] => diags.push(Diagnostic::error(
                 p.file(),
@@ -466,7 +469,7 @@ pub fn agent_config(
     for name in &defined[Kind::SinkGroup.index()] {
         let props = props_of(Kind::SinkGroup, name);
         let members = props
-            .get("sinks")
+            .optional("sinks", "required")
             .map(|v| split_list(&v))
             .unwrap_or_default();
         let line = props.line_of("sinks");

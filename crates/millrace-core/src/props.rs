@@ -5,9 +5,15 @@
 //! default on a bad value and records an error that names the full key, its line and
 //! what to write instead. Keys that no getter asked for are reported by
 //! [`Props::finish`] as unknown, with a did-you-mean hint.
+//!
+//! Each getter also records what it knows about its key (its default and the values
+//! it takes); [`Props::asked`] lists them. The property reference in `docs/` is made
+//! from that record, by building every component from empty properties.
 
 use crate::diag::{did_you_mean, Diagnostic};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,11 +24,63 @@ pub struct PropValue {
     pub line: usize,
 }
 
+/// A key (or, with `prefix`, every key under a prefix) that a getter read, with what
+/// the getter knew about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedKey {
+    /// Relative to the root view, e.g. `capacity`, `selector.header`, or for a prefix
+    /// `kafka.producer.`.
+    pub key: String,
+    /// True when every key under `key` was read as a whole ([`Props::with_prefix`]).
+    pub prefix: bool,
+    /// The default as the getter knows it: a value (`1000`, `true`, empty), `none`
+    /// (the component does without it), `required`, or a description such as
+    /// `unlimited` or `~/.flume/taildir_position.json`.
+    pub default: String,
+    /// The values it takes, e.g. `a whole number from 1 to 1000`,
+    /// `one of: never, immediate`, `true or false`, `milliseconds`; empty for free text.
+    pub kind: String,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
-    asked: BTreeSet<String>,
-    asked_prefixes: BTreeSet<String>,
+    /// Every key a getter read, with the order of its first read and what the first
+    /// getter to read it knew.
+    asked: BTreeMap<String, (usize, AskedKey)>,
+    asked_prefixes: BTreeMap<String, usize>,
+    reads: usize,
     diags: Vec<Diagnostic>,
+}
+
+impl Shared {
+    /// Records a read of `key`. The first getter to read a key sets its default: a
+    /// getter that wraps another (`millis` around `u64_in`) records before it calls
+    /// the inner one. A getter that knows the kind refines an entry that had none, as
+    /// when `get` checks for presence and `positive` then reads the number.
+    fn note(&mut self, key: String, default: &str, kind: &str) {
+        let seq = self.reads;
+        match self.asked.entry(key) {
+            Entry::Occupied(mut e) => {
+                let known = &mut e.get_mut().1;
+                if known.kind.is_empty() && !kind.is_empty() {
+                    known.kind = kind.to_string();
+                }
+            }
+            Entry::Vacant(e) => {
+                let key = e.key().clone();
+                e.insert((
+                    seq,
+                    AskedKey {
+                        key,
+                        prefix: false,
+                        default: default.to_string(),
+                        kind: kind.to_string(),
+                    },
+                ));
+                self.reads += 1;
+            }
+        }
+    }
 }
 
 /// The properties of one component (keys relative to the component, e.g. `capacity`
@@ -99,9 +157,34 @@ impl Props {
     }
 
     fn entry(&self, key: &str) -> Option<&PropValue> {
-        let rel = self.rel(key);
-        self.lock().asked.insert(rel.clone());
-        self.entries.get(&rel)
+        self.note(key, "none", "");
+        self.entries.get(&self.rel(key))
+    }
+
+    /// Records that `key` is read, with its default and kind (see [`AskedKey`]).
+    fn note(&self, key: &str, default: &str, kind: &str) {
+        self.lock().note(self.rel(key), default, kind);
+    }
+
+    /// Every key the getters read so far, through this view or any other view of the
+    /// same properties, in the order first read. Building a component from empty
+    /// properties and listing this gives the component's properties and defaults.
+    pub fn asked(&self) -> Vec<AskedKey> {
+        let shared = self.lock();
+        let mut out: Vec<(usize, AskedKey)> = shared.asked.values().cloned().collect();
+        out.extend(shared.asked_prefixes.iter().map(|(p, &seq)| {
+            (
+                seq,
+                AskedKey {
+                    key: p.clone(),
+                    prefix: true,
+                    default: "none".into(),
+                    kind: String::new(),
+                },
+            )
+        }));
+        out.sort_by_key(|(seq, _)| *seq);
+        out.into_iter().map(|(_, k)| k).collect()
     }
 
     /// A view of the keys under `prefix` (e.g. `selector.`), with the prefix removed.
@@ -139,12 +222,24 @@ impl Props {
         self.entry(key).map(|v| v.value.clone())
     }
 
+    /// [`Props::get`] for a key whose absence the component fills in itself, from
+    /// something known only at run time (the home directory) or with no value at all
+    /// (no limit). `when_absent` says what happens then, e.g.
+    /// `~/.flume/file-channel/checkpoint` or `unlimited`; the reference shows it as the
+    /// default.
+    pub fn optional(&self, key: &str, when_absent: &str) -> Option<String> {
+        self.note(key, when_absent, "");
+        self.get(key)
+    }
+
     pub fn string(&self, key: &str, default: &str) -> String {
+        self.note(key, default, "");
         self.get(key).unwrap_or_else(|| default.to_string())
     }
 
     /// A property the component cannot work without; `hint` says what to set.
     pub fn required(&self, key: &str, hint: &str) -> Option<String> {
+        self.note(key, "required", "");
         match self.get(key) {
             Some(v) if !v.is_empty() => Some(v),
             _ => {
@@ -159,7 +254,8 @@ impl Props {
 
     /// Parses a value with `FromStr`; `what` names the expected form for the message
     /// ("a whole number", "a number of milliseconds").
-    pub fn parse<T: FromStr>(&self, key: &str, default: T, what: &str) -> T {
+    pub fn parse<T: FromStr + Display>(&self, key: &str, default: T, what: &str) -> T {
+        self.note(key, &default.to_string(), what);
         let Some(v) = self.entry(key).cloned() else {
             return default;
         };
@@ -182,6 +278,7 @@ impl Props {
 
     /// A whole number within `min..=max`.
     pub fn u64_in(&self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        self.note(key, &number_text(default), &range_text(min, max));
         let Some(v) = self.entry(key).cloned() else {
             return default;
         };
@@ -222,6 +319,7 @@ impl Props {
 
     /// A port the component cannot work without: present, and from 0 to 65535.
     pub fn port(&self, key: &str, hint: &str) -> Option<u16> {
+        self.note(key, "required", "a port, 0 to 65535");
         let Some(v) = self.get(key) else {
             self.required(key, hint);
             return None;
@@ -243,17 +341,20 @@ impl Props {
 
     /// A whole number of milliseconds.
     pub fn millis(&self, key: &str, default_ms: u64) -> Duration {
+        self.note(key, &number_text(default_ms), "milliseconds");
         Duration::from_millis(self.u64_in(key, default_ms, 0, i64::MAX as u64))
     }
 
     /// A whole number of seconds.
     pub fn seconds(&self, key: &str, default_s: u64) -> Duration {
+        self.note(key, &number_text(default_s), "seconds");
         Duration::from_secs(self.u64_in(key, default_s, 0, u32::MAX as u64))
     }
 
     /// `true` or `false`, any case. Flume silently reads anything else as false; here
     /// it is an error, because a typo such as `ture` would otherwise turn a feature off.
     pub fn bool(&self, key: &str, default: bool) -> bool {
+        self.note(key, if default { "true" } else { "false" }, "true or false");
         let Some(v) = self.entry(key).cloned() else {
             return default;
         };
@@ -282,6 +383,7 @@ impl Props {
         default: &'static str,
         choices: &[&'static str],
     ) -> &'static str {
+        self.note(key, default, &format!("one of: {}", choices.join(", ")));
         let Some(v) = self.entry(key).cloned() else {
             return default;
         };
@@ -306,6 +408,7 @@ impl Props {
 
     /// A regular expression; a bad pattern is an error naming the key.
     pub fn regex(&self, key: &str) -> Option<regex::Regex> {
+        self.note(key, "none", "a regular expression");
         let v = self.entry(key).cloned()?;
         match regex::Regex::new(&v.value) {
             Ok(r) => Some(r),
@@ -328,7 +431,14 @@ impl Props {
     /// count as known.
     pub fn with_prefix(&self, prefix: &str) -> Vec<(String, PropValue)> {
         let rel = self.rel(prefix);
-        self.lock().asked_prefixes.insert(rel.clone());
+        {
+            let mut shared = self.lock();
+            if !shared.asked_prefixes.contains_key(&rel) {
+                let seq = shared.reads;
+                shared.asked_prefixes.insert(rel.clone(), seq);
+                shared.reads += 1;
+            }
+        }
         self.entries
             .range(rel.clone()..)
             .take_while(|(k, _)| k.starts_with(&rel))
@@ -366,10 +476,12 @@ impl Props {
         let shared = self.lock();
         let mut out = shared.diags.clone();
         for (k, v) in self.entries.iter() {
-            if shared.asked.contains(k) || shared.asked_prefixes.iter().any(|p| k.starts_with(p)) {
+            if shared.asked.contains_key(k)
+                || shared.asked_prefixes.keys().any(|p| k.starts_with(p))
+            {
                 continue;
             }
-            let hint = match did_you_mean(k, shared.asked.iter().map(String::as_str)) {
+            let hint = match did_you_mean(k, shared.asked.keys().map(String::as_str)) {
                 Some(s) => format!("did you mean `{}{s}`?", self.display_prefix),
                 None => "remove it or check the component reference in docs/".to_string(),
             };
@@ -391,6 +503,15 @@ fn range_text(min: u64, max: u64) -> String {
         format!("a whole number of at least {min}")
     } else {
         format!("a whole number from {min} to {max}")
+    }
+}
+
+/// A default as the reference shows it; the largest values stand for "no limit".
+fn number_text(n: u64) -> String {
+    if n >= i64::MAX as u64 {
+        "unlimited".to_string()
+    } else {
+        n.to_string()
     }
 }
 
@@ -502,5 +623,48 @@ mod tests {
         let p = props(&[("restart", "ture", 2)]);
         assert!(!p.bool("restart", false));
         assert!(p.has_errors());
+    }
+
+    #[test]
+    fn getters_record_defaults_and_kinds_in_read_order() {
+        let p = props(&[]);
+        p.positive("capacity", 100);
+        p.millis("keep-alive", 3000);
+        p.sub("selector.").choice("type", "a", &["a", "b"]);
+        p.required("command", "set it");
+        p.u64_in("total", u64::MAX, 0, u64::MAX);
+        p.with_prefix("kafka.producer.");
+        p.get("shell");
+        let asked: Vec<(String, String, String, bool)> = p
+            .asked()
+            .into_iter()
+            .map(|a| (a.key, a.default, a.kind, a.prefix))
+            .collect();
+        let row = |k: &str, d: &str, kind: &str, prefix: bool| {
+            (k.to_string(), d.to_string(), kind.to_string(), prefix)
+        };
+        assert_eq!(
+            asked,
+            [
+                row("capacity", "100", "a whole number of at least 1", false),
+                row("keep-alive", "3000", "milliseconds", false),
+                row("selector.type", "a", "one of: a, b", false),
+                row("command", "required", "", false),
+                row("total", "unlimited", "a whole number of at least 0", false),
+                row("kafka.producer.", "none", "", true),
+                row("shell", "none", "", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn presence_check_keeps_its_default_and_takes_the_later_kind() {
+        let p = props(&[]);
+        let _ = p.optional("byteCapacity", "unlimited");
+        p.positive("byteCapacity", 1);
+        let a = &p.asked()[0];
+        assert_eq!(a.default, "unlimited");
+        assert_eq!(a.kind, "a whole number of at least 1");
+        assert!(p.finish().is_empty());
     }
 }

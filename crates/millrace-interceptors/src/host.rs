@@ -3,6 +3,27 @@
 use millrace_core::{Event, Interceptor, Props};
 use std::net::ToSocketAddrs;
 
+/// The host interceptor's settings, read without looking anything up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub use_ip: bool,
+    pub header: String,
+    pub preserve: bool,
+}
+
+impl HostConfig {
+    pub fn from_props(p: &Props) -> Option<Self> {
+        let use_ip = p.bool("useIP", true);
+        let header = p.string("hostHeader", "host");
+        let preserve = p.bool("preserveExisting", false);
+        (!p.has_errors()).then_some(HostConfig {
+            use_ip,
+            header,
+            preserve,
+        })
+    }
+}
+
 pub struct HostInterceptor {
     header: String,
     preserve: bool,
@@ -38,19 +59,17 @@ pub fn host_ip() -> String {
 
 impl HostInterceptor {
     pub fn from_props(p: &Props) -> Option<Self> {
-        let use_ip = p.bool("useIP", true);
-        let header = p.string("hostHeader", "host");
-        let preserve = p.bool("preserveExisting", false);
-        if p.has_errors() {
-            return None;
-        }
-        // Resolved once: the host does not change while the agent runs.
-        let value = if use_ip { host_ip() } else { hostname() };
-        Some(HostInterceptor {
-            header,
-            preserve,
+        HostConfig::from_props(p).map(HostInterceptor::new)
+    }
+
+    /// Resolves the host once: it does not change while the agent runs.
+    pub fn new(cfg: HostConfig) -> Self {
+        let value = if cfg.use_ip { host_ip() } else { hostname() };
+        HostInterceptor {
+            header: cfg.header,
+            preserve: cfg.preserve,
             value,
-        })
+        }
     }
 }
 

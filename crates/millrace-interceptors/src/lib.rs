@@ -77,6 +77,17 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Interceptor>> {
     }
 }
 
+/// Reads an interceptor's properties as [`build`] does, recording the same problems,
+/// without building it: nothing is looked up (the host interceptor resolves the
+/// machine's name only when built). The property reference calls this with empty
+/// properties. False when the properties are not valid.
+pub fn check(canonical: &str, props: &Props) -> bool {
+    match canonical {
+        "host" => host::HostConfig::from_props(props).is_some(),
+        _ => build(canonical, props).is_some(),
+    }
+}
+
 /// Sets `key` unless `preserve` is set and the header exists.
 fn set_header(e: &mut millrace_core::Event, key: &str, value: &str, preserve: bool) {
     if preserve && e.headers.contains_key(key) {

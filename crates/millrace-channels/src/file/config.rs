@@ -49,10 +49,10 @@ impl FileChannelConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
         let base = home().join(".flume/file-channel");
         let checkpoint_dir = p
-            .get("checkpointDir")
+            .optional("checkpointDir", "~/.flume/file-channel/checkpoint")
             .map(PathBuf::from)
             .unwrap_or_else(|| base.join("checkpoint"));
-        let data_dirs: Vec<PathBuf> = match p.get("dataDirs") {
+        let data_dirs: Vec<PathBuf> = match p.optional("dataDirs", "~/.flume/file-channel/data") {
             Some(v) => v
                 .split(',')
                 .map(str::trim)

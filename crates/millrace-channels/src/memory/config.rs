@@ -33,8 +33,8 @@ impl MemoryChannelConfig {
         let transaction_capacity = p.positive("transactionCapacity", 100) as usize;
         let keep_alive = p.seconds("keep-alive", 3);
         let byte_capacity = p
-            .has("byteCapacity")
-            .then(|| p.positive("byteCapacity", u64::MAX));
+            .optional("byteCapacity", "unlimited")
+            .map(|_| p.positive("byteCapacity", u64::MAX));
         let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
         if transaction_capacity > capacity {
             p.error_at(

@@ -84,13 +84,11 @@ impl SpoolDirConfig {
             .bool("basenameHeader", false)
             .then(|| p.string("basenameHeaderKey", "basename"));
         let include = p
-            .has("includePattern")
-            .then(|| p.regex("includePattern"))
-            .flatten();
+            .optional("includePattern", "^.*$")
+            .and_then(|_| p.regex("includePattern"));
         let ignore = p
-            .has("ignorePattern")
-            .then(|| p.regex("ignorePattern"))
-            .flatten();
+            .optional("ignorePattern", "^$")
+            .and_then(|_| p.regex("ignorePattern"));
         let tracker = p.string("trackerDir", ".flumespool");
         let consume_order =
             match p.choice("consumeOrder", "oldest", &["oldest", "youngest", "random"]) {

@@ -101,7 +101,7 @@ impl TaildirConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
         let position_file = p
-            .get("positionFile")
+            .optional("positionFile", "~/.flume/taildir_position.json")
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join(".flume/taildir_position.json"));
         let byte_offset_header = p.bool("byteOffsetHeader", false);
