@@ -390,6 +390,12 @@ enum PolicySpec {
     },
 }
 
+/// Reads a sink group's `processor.*` properties as an agent build does, recording the
+/// same problems; false when they are not valid. For the property reference.
+pub(crate) fn check_processor(g: &SinkGroupConfig) -> bool {
+    build_policy(g).is_some()
+}
+
 fn build_policy(g: &SinkGroupConfig) -> Option<PolicySpec> {
     let p = &g.processor;
     let ty = p.string("type", "default");

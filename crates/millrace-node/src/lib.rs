@@ -14,6 +14,7 @@
 
 mod agent;
 pub mod monitor;
+pub mod reference;
 pub mod registry;
 mod runner;
 mod selector;
