@@ -104,7 +104,7 @@ impl HdfsSinkConfig {
         let roll_count = p.u64_in("hdfs.rollCount", 10, 0, i64::MAX as u64);
         let idle = p.u64_in("hdfs.idleTimeout", 0, 0, u32::MAX as u64);
         let batch_size = p.u64_in("hdfs.batchSize", 100, 1, 1_000_000) as usize;
-        let codec = match p.get("hdfs.codeC") {
+        let codec = match p.optional("hdfs.codeC", "none") {
             Some(name) if !name.trim().is_empty() => match Codec::parse(&name) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -148,8 +148,8 @@ impl HdfsSinkConfig {
         };
         let max_open_files = p.u64_in("hdfs.maxOpenFiles", 5000, 1, 1_000_000) as usize;
         let replication = p
-            .has("hdfs.minBlockReplicas")
-            .then(|| p.u64_in("hdfs.minBlockReplicas", 1, 1, 512) as u32);
+            .optional("hdfs.minBlockReplicas", "the cluster's dfs.replication")
+            .map(|_| p.u64_in("hdfs.minBlockReplicas", 1, 1, 512) as u32);
         let call_timeout = p.u64_in("hdfs.callTimeout", 30_000, 1, u32::MAX as u64);
         let close_tries = p.u64_in("hdfs.closeTries", 0, 0, u32::MAX as u64) as u32;
         let retry_interval = p.u64_in("hdfs.retryInterval", 180, 0, u32::MAX as u64);
@@ -161,7 +161,7 @@ impl HdfsSinkConfig {
         };
         let max_round = if unit == RoundUnit::Hour { 24 } else { 60 };
         let round_value = p.u64_in("hdfs.roundValue", 1, 1, max_round) as i8;
-        let tz = match p.get("hdfs.timeZone") {
+        let tz = match p.optional("hdfs.timeZone", "the system's") {
             Some(name) => match parse_time_zone(&name) {
                 Ok(tz) => tz,
                 Err(e) => {
@@ -177,14 +177,14 @@ impl HdfsSinkConfig {
         let use_local = p.bool("hdfs.useLocalTimeStamp", false);
         // Flume's thread pools: millrace writes from the sink's own task, so these
         // sizes have nothing to size.
-        let _ = p.get("hdfs.threadsPoolSize");
-        let _ = p.get("hdfs.rollTimerPoolSize");
+        let _ = p.u64_in("hdfs.threadsPoolSize", 10, 1, 10_000);
+        let _ = p.u64_in("hdfs.rollTimerPoolSize", 1, 1, 10_000);
         for k in [
             "hdfs.kerberosPrincipal",
             "hdfs.kerberosKeytab",
             "hdfs.proxyUser",
         ] {
-            if p.get(k).is_some_and(|v| !v.trim().is_empty()) {
+            if p.optional(k, "none").is_some_and(|v| !v.trim().is_empty()) {
                 p.error_at(
                     k,
                     format!(
