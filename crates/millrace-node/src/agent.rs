@@ -19,48 +19,49 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-type SourceFactory = Arc<dyn Fn() -> Option<Box<dyn Source>> + Send + Sync>;
+pub(crate) type SourceFactory = Arc<dyn Fn() -> Option<Box<dyn Source>> + Send + Sync>;
 
 /// What identifies a component's configuration: its properties and, for sources and
 /// sinks, the channel instances they use. Equal fingerprints across a reload mean the
 /// running component is kept as it is.
-type Fingerprint = Vec<(String, String)>;
+pub(crate) type Fingerprint = Vec<(String, String)>;
 
 fn channel_id(ch: &Arc<dyn Channel>) -> String {
     format!("{:p}", Arc::as_ptr(ch) as *const ())
 }
 
 #[derive(Clone)]
-struct ChannelPlan {
-    type_name: String,
-    fingerprint: Fingerprint,
-    channel: Arc<dyn Channel>,
+pub(crate) struct ChannelPlan {
+    pub(crate) type_name: String,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) channel: Arc<dyn Channel>,
 }
 
-struct SourcePlan {
-    name: String,
-    type_name: String,
-    fingerprint: Fingerprint,
-    factory: SourceFactory,
-    processor: Arc<ChannelProcessor>,
-    counters: Arc<SourceCounters>,
+pub(crate) struct SourcePlan {
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) factory: SourceFactory,
+    pub(crate) processor: Arc<ChannelProcessor>,
+    pub(crate) counters: Arc<SourceCounters>,
 }
 
-struct GroupPlan {
-    name: String,
-    fingerprint: Fingerprint,
-    slots: Vec<SinkSlot>,
-    sink_types: Vec<String>,
-    policy: Policy,
+pub(crate) struct GroupPlan {
+    pub(crate) name: String,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) slots: Vec<SinkSlot>,
+    pub(crate) sink_types: Vec<String>,
+    pub(crate) policy: Policy,
 }
 
-/// An agent built from its configuration, not started yet.
+/// An agent built from its configuration (or in code, with [`crate::Pipeline`]), not
+/// started yet.
 pub struct Agent {
     pub name: String,
-    channels: BTreeMap<String, ChannelPlan>,
-    sources: Vec<SourcePlan>,
-    groups: Vec<GroupPlan>,
-    extensions: Extensions,
+    pub(crate) channels: BTreeMap<String, ChannelPlan>,
+    pub(crate) sources: Vec<SourcePlan>,
+    pub(crate) groups: Vec<GroupPlan>,
+    pub(crate) extensions: Extensions,
 }
 
 /// Keys under which sinks and sources spell their batch size.

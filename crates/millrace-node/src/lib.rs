@@ -11,9 +11,35 @@
 //!
 //! A source or sink that fails is restarted with backoff; the failure is logged and
 //! counted, and the rest of the agent keeps running.
+//!
+//! [`Pipeline`] assembles the same [`Agent`] from component instances in code, for a
+//! program that embeds a pipeline without a properties file; [`reference`] lists every
+//! property each component reads (it makes `docs/reference.md`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+//!             a1.sources.r1.type = netcat\na1.sources.r1.bind = 127.0.0.1\n\
+//!             a1.sources.r1.port = 44444\na1.sources.r1.channels = c1\n\
+//!             a1.channels.c1.type = memory\n\
+//!             a1.sinks.k1.type = logger\na1.sinks.k1.channel = c1\n";
+//! let (cfg, _) = millrace_config::from_text(Arc::from("flume.conf"), text, "a1");
+//! let (agent, diagnostics) = millrace_node::Agent::build(&cfg.expect("parsed"));
+//! for d in &diagnostics {
+//!     eprintln!("{d}");
+//! }
+//! let running = agent.expect("no errors").start(None).await?;
+//! // ... lines sent to 127.0.0.1:44444 are logged ...
+//! running.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod agent;
 pub mod monitor;
+pub mod pipeline;
 pub mod reference;
 pub mod registry;
 mod runner;
@@ -21,6 +47,7 @@ mod selector;
 
 pub use agent::{Agent, RunningAgent};
 pub use monitor::{MetricsRegistry, MonitorServer};
+pub use pipeline::{Pipeline, PipelineError};
 pub use registry::{ExtSinkFactory, Extensions};
 
 /// Runs sink groups outside a full agent, for tests of processors and sinks.
