@@ -191,3 +191,35 @@ fn avro_edge_and_collector_templates_carry_the_sample_logs() {
     );
     assert!(edge.terminate(Duration::from_secs(30)).success());
 }
+
+#[test]
+fn flumes_single_node_example_answers_ok_and_logs_each_line() {
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = work.path().join("example.conf");
+    let text = std::fs::read_to_string(repo_path("configs/example.conf"))
+        .unwrap()
+        .replace("44444", &port.to_string());
+    std::fs::write(&conf, text).unwrap();
+    let mut agent = AgentProcess::start("a1", &conf, &[]);
+    wait_for(Duration::from_secs(30), "the netcat source", || {
+        millrace_testkit::port_open(port)
+    });
+    use std::io::{BufRead, BufReader, Write};
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    for line in ["Hello world", "second line"] {
+        w.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut ack = String::new();
+        r.read_line(&mut ack).unwrap();
+        assert_eq!(ack, "OK\n");
+    }
+    // The logger sink shows at most 16 body bytes, as Flume's does.
+    wait_for(Duration::from_secs(30), "both events in the agent's log", || {
+        let log = agent.log_text();
+        log.contains("Hello world }") && log.contains("second line }")
+    });
+    assert!(agent.terminate(Duration::from_secs(30)).success());
+}
