@@ -6,12 +6,16 @@
 //! | key | value |
 //! |-----|-------|
 //! | `e` time(8, BE) seq(8, BE) | the event |
-//! | `i` kind value `\0` time seq | empty: one index entry |
+//! | `i` kind value `\0` time seq | the rest of a posting list (see [`encode_postings`]) |
 //! | `c` kind value | events with that value (u64 BE), for host, level, source |
 //! | `m` name | store-wide numbers (u64 BE) |
 //!
-//! Index keys end in the event id, so each index value lists its events in time order
-//! and a time range is a key range within it.
+//! An index entry is a posting list: the ids, in order, of events of one append that
+//! have the value. Its key ends in its first (smallest) id; its value encodes the
+//! others. Every id of a list is within the store's largest list span (`m span`, at
+//! most [`MAX_SPAN_MS`]) of the first, so the lists holding a time range are a key
+//! range too: from the range start less that span. An empty value is a list of the
+//! key's id alone (the layout of one key per event and value, which reads the same).
 
 use bytes::Bytes;
 use millrace_core::Headers;
@@ -50,6 +54,9 @@ impl Kind {
 /// Values longer than this are indexed by their first bytes; queries compare the whole
 /// value when they check each event.
 pub const MAX_INDEXED: usize = 256;
+/// The time (ms) the ids of one posting list may span at most; an append whose events
+/// spread wider writes several lists per value.
+pub const MAX_SPAN_MS: u64 = 15 * 60 * 1000;
 /// Separates a header's key from its value in header index entries.
 pub const HEADER_SEP: char = '\u{1f}';
 
@@ -156,10 +163,69 @@ pub fn index_prefix(kind: Kind, value: &str) -> Vec<u8> {
     k
 }
 
-pub fn index_key(kind: Kind, value: &str, id: EventId) -> Vec<u8> {
-    let mut k = index_prefix(kind, value);
-    k.extend_from_slice(&id.to_bytes());
+/// The key of the posting list of `prefix` (see [`index_prefix`]) starting at `first`.
+pub fn posting_key(prefix: &[u8], first: EventId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 16);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&first.to_bytes());
     k
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The value of a posting list of `ids` (ascending, without repeats; the first is in
+/// the key): for each id after the first, the varint of its time less the previous
+/// time, then the varint of its seq less the previous seq (wrapping, zigzag).
+pub fn encode_postings(ids: &[EventId]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len().saturating_sub(1) * 3);
+    for w in ids.windows(2) {
+        put_varint(&mut out, w[1].time.wrapping_sub(w[0].time));
+        let d = w[1].seq.wrapping_sub(w[0].seq) as i64;
+        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+    }
+    out
+}
+
+/// The ids of a posting list whose key ends in `first`; None when damaged.
+pub fn decode_postings(first: EventId, mut v: &[u8]) -> Option<Vec<EventId>> {
+    let mut ids = Vec::with_capacity(1 + v.len() / 3);
+    let mut prev = first;
+    ids.push(first);
+    while !v.is_empty() {
+        let dt = get_varint(&mut v)?;
+        let z = get_varint(&mut v)?;
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        prev = EventId {
+            time: prev.time.checked_add(dt)?,
+            seq: prev.seq.wrapping_add(d as u64),
+        };
+        ids.push(prev);
+    }
+    Some(ids)
+}
+
+/// How many ids a posting list value holds (with the key's).
+pub fn postings_len(v: &[u8]) -> u64 {
+    1 + v.iter().filter(|b| *b & 0x80 == 0).count() as u64 / 2
 }
 
 pub fn header_value(key: &str, value: &str) -> String {
@@ -322,6 +388,29 @@ mod tests {
         assert_eq!("1-99".parse(), Ok(a));
         assert!("1-".parse::<EventId>().is_err());
         assert_eq!(EventId::from_u128(b.as_u128()), b);
+    }
+
+    #[test]
+    fn posting_lists_round_trip() {
+        let ids = [
+            EventId { time: 5, seq: 9 },
+            EventId { time: 5, seq: 10 },
+            EventId { time: 7, seq: 3 },
+            EventId {
+                time: 700_000,
+                seq: u64::MAX,
+            },
+            EventId {
+                time: 700_001,
+                seq: 0,
+            },
+        ];
+        for n in 1..=ids.len() {
+            let v = encode_postings(&ids[..n]);
+            assert_eq!(decode_postings(ids[0], &v).unwrap(), ids[..n]);
+            assert_eq!(postings_len(&v), n as u64);
+        }
+        assert_eq!(decode_postings(ids[0], &[0x80]), None);
     }
 
     #[test]

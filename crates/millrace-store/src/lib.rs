@@ -108,6 +108,8 @@ pub struct Store {
     write: Mutex<()>,
     events: AtomicU64,
     stored_bytes: AtomicU64,
+    /// [`META_SPAN`]: ids of a posting list are at most this much later than its key's.
+    span: AtomicU64,
     level_re: Regex,
     tail: tokio::sync::broadcast::Sender<Arc<StoredEvent>>,
     dir: PathBuf,
@@ -116,6 +118,8 @@ pub struct Store {
 
 const META_EVENTS: &str = "events";
 const META_BYTES: &str = "bytes";
+/// The widest time span (ms) of a posting list written so far.
+const META_SPAN: &str = "span";
 /// Events removed per purge step; writers wait at most one step.
 const PURGE_STEP: usize = 1000;
 
@@ -164,10 +168,12 @@ impl Store {
         };
         let events = meta(META_EVENTS)?;
         let stored_bytes = meta(META_BYTES)?;
+        let span = meta(META_SPAN)?;
         let (tail, _) = tokio::sync::broadcast::channel(1024);
         Ok(Store {
             events: AtomicU64::new(events),
             stored_bytes: AtomicU64::new(stored_bytes),
+            span: AtomicU64::new(span),
             db,
             tree,
             write: Mutex::new(()),
@@ -194,8 +200,8 @@ impl Store {
         Some(normalize_level(m.as_str()))
     }
 
-    fn index_entries(e: &StoredEvent) -> Vec<Vec<u8>> {
-        let id = e.id;
+    /// The index prefixes of an event: it is in the posting lists of each.
+    fn index_prefixes(e: &StoredEvent) -> Vec<Vec<u8>> {
         let mut keys = Vec::with_capacity(8 + e.headers.len());
         for (kind, v) in [
             (Kind::Host, &e.host),
@@ -203,20 +209,19 @@ impl Store {
             (Kind::Source, &e.source),
         ] {
             if let Some(v) = v {
-                keys.push(codec::index_key(kind, v, id));
+                keys.push(codec::index_prefix(kind, v));
             }
         }
         for (k, v) in &e.headers {
             if indexed_header(k) {
-                keys.push(codec::index_key(
+                keys.push(codec::index_prefix(
                     Kind::Header,
                     &codec::header_value(k, v),
-                    id,
                 ));
             }
         }
         for t in codec::body_tokens(&e.body) {
-            keys.push(codec::index_key(Kind::Token, &t, id));
+            keys.push(codec::index_prefix(Kind::Token, &t));
         }
         keys
     }
@@ -241,6 +246,7 @@ impl Store {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut b = sled::Batch::default();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut postings: HashMap<Vec<u8>, Vec<EventId>> = HashMap::new();
         let mut bytes = 0u64;
         let mut writes = 2;
         let mut stored = Vec::with_capacity(batch.len());
@@ -268,15 +274,38 @@ impl Store {
             bytes += 17 + value.len() as u64;
             b.insert(&codec::event_key(id)[..], value);
             writes += 1;
-            for k in Self::index_entries(&se) {
-                bytes += k.len() as u64;
-                b.insert(k, &[][..]);
-                writes += 1;
+            for p in Self::index_prefixes(&se) {
+                // Counted as one key of prefix and id per entry, as kept before posting
+                // lists, so the figure does not depend on how appends were batched.
+                bytes += p.len() as u64 + 16;
+                postings.entry(p).or_default().push(id);
             }
             for k in Self::counted(&se) {
                 *counts.entry(k).or_default() += 1;
             }
             stored.push(Arc::new(se));
+        }
+        let old_span = self.span.load(Ordering::Relaxed);
+        let mut span = old_span;
+        for (p, mut ids) in postings {
+            ids.sort_unstable();
+            // One list per run of ids within MAX_SPAN_MS of its first.
+            let mut rest = &ids[..];
+            while let Some(first) = rest.first() {
+                let n = rest
+                    .iter()
+                    .position(|id| id.time - first.time > codec::MAX_SPAN_MS)
+                    .unwrap_or(rest.len());
+                let (run, tail) = rest.split_at(n);
+                span = span.max(run[n - 1].time - first.time);
+                b.insert(codec::posting_key(&p, *first), codec::encode_postings(run));
+                writes += 1;
+                rest = tail;
+            }
+        }
+        if span > old_span {
+            b.insert(codec::meta_key(META_SPAN), &span.to_be_bytes()[..]);
+            writes += 1;
         }
         writes += counts.len();
         self.apply_counts(&mut b, counts)?;
@@ -285,6 +314,7 @@ impl Store {
         b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
         b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);
         self.apply(b, writes)?;
+        self.span.store(span, Ordering::Relaxed);
         self.events.store(events, Ordering::Relaxed);
         self.stored_bytes.store(total, Ordering::Relaxed);
         drop(_w);
@@ -302,6 +332,60 @@ impl Store {
     fn apply(&self, b: sled::Batch, writes: usize) -> Result<(), sled::Error> {
         self.tree.apply_batch(b)?;
         free_replaced(writes);
+        Ok(())
+    }
+
+    /// Takes `ids` (ascending) out of the posting lists of `prefix` in `b`: a list left
+    /// empty is removed, another rewritten (under a new key if its first id went).
+    fn drop_postings(
+        &self,
+        b: &mut sled::Batch,
+        prefix: &[u8],
+        ids: &[EventId],
+        writes: &mut usize,
+    ) -> Result<(), StoreError> {
+        let (Some(lo), Some(hi)) = (ids.first(), ids.last()) else {
+            return Ok(());
+        };
+        let span = self.span.load(Ordering::Relaxed);
+        let start = codec::posting_key(
+            prefix,
+            EventId {
+                time: lo.time.saturating_sub(span),
+                seq: 0,
+            },
+        );
+        let end = codec::posting_key(prefix, *hi);
+        for r in self.tree.range(start..=end) {
+            let (k, v) = r?;
+            let Some(first) = EventId::from_bytes(&k[k.len().saturating_sub(16)..]) else {
+                continue;
+            };
+            let Some(list) = codec::decode_postings(first, &v) else {
+                tracing::warn!(list = %first, "removing a damaged index entry");
+                b.remove(k);
+                *writes += 1;
+                continue;
+            };
+            let kept: Vec<EventId> = list
+                .iter()
+                .copied()
+                .filter(|id| ids.binary_search(id).is_err())
+                .collect();
+            if kept.len() == list.len() {
+                continue;
+            }
+            // A later insert of the same key in the batch overrides this remove.
+            b.remove(k);
+            *writes += 1;
+            if let Some(f) = kept.first() {
+                b.insert(
+                    codec::posting_key(prefix, *f),
+                    codec::encode_postings(&kept),
+                );
+                *writes += 1;
+            }
+        }
         Ok(())
     }
 
@@ -409,6 +493,8 @@ impl Store {
             let mut n = 0u64;
             let mut writes = 2;
             let mut projected = self.stored_bytes.load(Ordering::Relaxed);
+            // Index prefix -> the ids (ascending) to take out of its posting lists.
+            let mut gone: HashMap<Vec<u8>, Vec<EventId>> = HashMap::new();
             for r in self.tree.range(&[EVENT][..]..&[EVENT + 1][..]) {
                 let (k, v) = r?;
                 let Some(id) = EventId::from_bytes(&k[1..]) else {
@@ -426,10 +512,9 @@ impl Store {
                     continue;
                 };
                 let mut freed = k.len() as u64 + v.len() as u64;
-                for ik in Self::index_entries(&e) {
-                    freed += ik.len() as u64;
-                    b.remove(ik);
-                    writes += 1;
+                for p in Self::index_prefixes(&e) {
+                    freed += p.len() as u64 + 16;
+                    gone.entry(p).or_default().push(id);
                 }
                 for ck in Self::counted(&e) {
                     *counts.entry(ck).or_default() -= 1;
@@ -443,6 +528,13 @@ impl Store {
             }
             if n == 0 {
                 return Ok(removed);
+            }
+            for (p, ids) in gone {
+                if let Err(e) = self.drop_postings(&mut b, &p, &ids, &mut writes) {
+                    self.stored_bytes
+                        .store(projected + bytes, Ordering::Relaxed);
+                    return Err(e);
+                }
             }
             writes += counts.len();
             self.apply_counts(&mut b, counts)?;

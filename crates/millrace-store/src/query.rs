@@ -1,8 +1,9 @@
 //! Queries: filters, the plan that picks an index to walk, paging, summaries.
 
-use crate::codec::{self, EventId, Kind, StoredEvent, EVENT, INDEX};
+use crate::codec::{self, EventId, Kind, StoredEvent, INDEX};
 use crate::{Store, StoreError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::iter::Peekable;
 use std::str::FromStr;
@@ -275,24 +276,130 @@ fn id_range(f: &Filter, order: Order, cursor: Option<Cursor>) -> Option<(u128, u
     (lo <= hi).then_some((lo, hi))
 }
 
-impl Store {
-    fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(&EventId::from_u128(lo).to_bytes());
-        let mut end = prefix.to_vec();
-        end.extend_from_slice(&EventId::from_u128(hi).to_bytes());
-        let range = self.tree.range(start..=end);
-        let map = |r: sled::Result<(sled::IVec, sled::IVec)>| -> Result<EventId, StoreError> {
-            let (k, _) = r?;
-            // Index keys end in the 16-byte id by construction.
-            EventId::from_bytes(&k[k.len().saturating_sub(16)..])
-                .ok_or(StoreError::Corrupt(EventId::MIN))
-        };
-        if desc {
-            Box::new(range.rev().map(map))
-        } else {
-            Box::new(range.map(map))
+/// The ids of one index value in a range, in order, from its posting lists (read in key
+/// order). A list's ids lie within `span` ms after its key's, so an id is given once
+/// no list not yet read can hold one before it: ascending, once the last key read is
+/// past it; descending, once the last key read is more than `span` ms before it.
+struct Postings<'a> {
+    lists: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a>,
+    /// Ids read and not yet given, as u128, negated when descending (a min-heap).
+    pending: BinaryHeap<Reverse<u128>>,
+    desc: bool,
+    lo: u128,
+    hi: u128,
+    span: u64,
+    /// The key id of the last list read.
+    frontier: Option<EventId>,
+    done: bool,
+    last: Option<u128>,
+}
+
+impl Postings<'_> {
+    fn ready(&self, id: u128) -> bool {
+        if self.done {
+            return true;
         }
+        let Some(f) = self.frontier else {
+            return false;
+        };
+        if self.desc {
+            EventId::from_u128(id).time > f.time.saturating_add(self.span)
+        } else {
+            id <= f.as_u128()
+        }
+    }
+}
+
+impl Iterator for Postings<'_> {
+    type Item = Result<EventId, StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(&Reverse(top)) = self.pending.peek() {
+                let id = if self.desc { u128::MAX - top } else { top };
+                if self.ready(id) {
+                    self.pending.pop();
+                    // Never back in the order (a list written during the walk with a
+                    // wider span than known at its start), nor twice.
+                    let forward = match self.last {
+                        None => true,
+                        Some(l) => (id > l) != self.desc && id != l,
+                    };
+                    if forward {
+                        self.last = Some(id);
+                        return Some(Ok(EventId::from_u128(id)));
+                    }
+                    continue;
+                }
+            } else if self.done {
+                return None;
+            }
+            match self.lists.next() {
+                None => self.done = true,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+                Some(Ok((k, v))) => {
+                    let Some(first) = EventId::from_bytes(&k[k.len().saturating_sub(16)..]) else {
+                        self.done = true;
+                        return Some(Err(StoreError::Corrupt(EventId::MIN)));
+                    };
+                    let Some(ids) = codec::decode_postings(first, &v) else {
+                        self.done = true;
+                        return Some(Err(StoreError::Corrupt(first)));
+                    };
+                    self.frontier = Some(first);
+                    for id in ids {
+                        let id = id.as_u128();
+                        if (self.lo..=self.hi).contains(&id) {
+                            self.pending
+                                .push(Reverse(if self.desc { u128::MAX - id } else { id }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The ids of an index value (`prefix`, see [`codec::index_prefix`]) in `lo..=hi`.
+    fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
+        let span = self.span.load(std::sync::atomic::Ordering::Relaxed);
+        let from = EventId {
+            time: EventId::from_u128(lo).time.saturating_sub(span),
+            seq: 0,
+        };
+        let range = self.tree.range(
+            codec::posting_key(prefix, from)..=codec::posting_key(prefix, EventId::from_u128(hi)),
+        );
+        Box::new(Postings {
+            lists: if desc {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            },
+            pending: BinaryHeap::new(),
+            desc,
+            lo,
+            hi,
+            span,
+            frontier: None,
+            done: false,
+            last: None,
+        })
+    }
+
+    /// The ids of the event records in `lo..=hi`, ascending.
+    fn event_ids(&self, lo: u128, hi: u128) -> IdIter<'_> {
+        let start = codec::event_key(EventId::from_u128(lo));
+        let end = codec::event_key(EventId::from_u128(hi));
+        Box::new(self.tree.range(start..=end).map(
+            |r: sled::Result<(sled::IVec, sled::IVec)>| -> Result<EventId, StoreError> {
+                let (k, _) = r?;
+                EventId::from_bytes(&k[1..]).ok_or(StoreError::Corrupt(EventId::MIN))
+            },
+        ))
     }
 
     /// The index conditions of a filter: each is a set of index prefixes of which an
@@ -464,7 +571,7 @@ impl Store {
                 return Ok(Vec::new());
             };
             let mut n = 0u32;
-            for id in self.index_ids(&[EVENT], lo, hi, false) {
+            for id in self.event_ids(lo, hi) {
                 n = n.wrapping_add(1);
                 if n.is_multiple_of(256) {
                     Deadline::check(deadline)?;
@@ -505,14 +612,14 @@ impl Store {
                     if n.is_multiple_of(256) {
                         Deadline::check(deadline)?;
                     }
-                    let (k, _) = r?;
+                    let (k, r_v) = r?;
                     // prefix, value, NUL, 16-byte id
                     let Some(v) = k.get(prefix.len()..k.len().saturating_sub(17)) else {
                         continue;
                     };
                     *counts
                         .entry(String::from_utf8_lossy(v).into_owned())
-                        .or_default() += 1;
+                        .or_default() += codec::postings_len(&r_v);
                 }
             }
             _ => {
