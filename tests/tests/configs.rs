@@ -207,7 +207,8 @@ fn flumes_single_node_example_answers_ok_and_logs_each_line() {
     });
     use std::io::{BufRead, BufReader, Write};
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut w = sock.try_clone().unwrap();
     let mut r = BufReader::new(sock);
     for line in ["Hello world", "second line"] {
@@ -217,9 +218,13 @@ fn flumes_single_node_example_answers_ok_and_logs_each_line() {
         assert_eq!(ack, "OK\n");
     }
     // The logger sink shows at most 16 body bytes, as Flume's does.
-    wait_for(Duration::from_secs(30), "both events in the agent's log", || {
-        let log = agent.log_text();
-        log.contains("Hello world }") && log.contains("second line }")
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "both events in the agent's log",
+        || {
+            let log = agent.log_text();
+            log.contains("Hello world }") && log.contains("second line }")
+        },
+    );
     assert!(agent.terminate(Duration::from_secs(30)).success());
 }

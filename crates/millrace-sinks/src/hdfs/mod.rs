@@ -80,6 +80,15 @@ struct Pending {
     target: String,
     tries: u32,
     next_try: Instant,
+    /// The namenode is recovering the file's last block. Asking again restarts that
+    /// recovery, so the next check waits longer each time instead.
+    recovering: u32,
+}
+
+/// How long to let the namenode recover a file's last block before asking again:
+/// about a datanode heartbeat (3 s) plus the recovery, then longer.
+fn recovery_wait(asked: u32) -> Duration {
+    Duration::from_secs(4u64 << asked.min(4).saturating_sub(1)).min(Duration::from_secs(60))
 }
 
 impl HdfsSink {
@@ -138,11 +147,17 @@ impl HdfsSink {
     }
 
     fn save_journal(&self) {
+        self.save_journal_with(None);
+    }
+
+    /// Saves the journal, counting `extra`, a file held outside the map.
+    fn save_journal_with(&self, extra: Option<&OpenFile>) {
         let mut entries: Vec<(String, String)> = self
             .files
             .values()
             .map(|f| (f.in_use.clone(), f.target.clone()))
             .collect();
+        entries.extend(extra.map(|f| (f.in_use.clone(), f.target.clone())));
         entries.extend(
             self.pending
                 .iter()
@@ -280,6 +295,7 @@ impl HdfsSink {
             target,
             tries: 0,
             next_try: Instant::now(),
+            recovering: 0,
         });
         self.save_journal();
     }
@@ -293,7 +309,8 @@ impl HdfsSink {
         }
     }
 
-    /// One attempt at each pending recovery that is due (or all, with `force`).
+    /// One attempt at each pending recovery that is due. `force` also retries at once
+    /// the ones whose last attempt failed (not those the namenode is recovering).
     async fn retry_pending(&mut self, force: bool) {
         if self.pending.is_empty() {
             return;
@@ -304,7 +321,7 @@ impl HdfsSink {
         let now = Instant::now();
         let mut keep = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
-            if !force && p.next_try > now {
+            if p.next_try > now && (!force || p.recovering > 0) {
                 keep.push(p);
                 continue;
             }
@@ -314,7 +331,8 @@ impl HdfsSink {
                     tracing::info!(sink = %self.name, file = %p.target, "recovered and renamed");
                 }
                 Ok(false) => {
-                    p.next_try = now + self.cfg.retry_interval.max(Duration::from_millis(200));
+                    p.recovering += 1;
+                    p.next_try = now + recovery_wait(p.recovering);
                     keep.push(p);
                 }
                 Err(e) => {
@@ -323,6 +341,7 @@ impl HdfsSink {
                         tracing::error!(sink = %self.name, file = %p.in_use, "giving up on closing and renaming after {} tries: {e}; rename it by hand once its lease is released", p.tries);
                     } else {
                         tracing::warn!(sink = %self.name, file = %p.in_use, "recovery failed, retrying in {:?}: {e}", self.cfg.retry_interval);
+                        p.recovering = 0;
                         p.next_try = now + self.cfg.retry_interval;
                         keep.push(p);
                     }
@@ -415,38 +434,52 @@ impl HdfsSink {
         }
         for (key, dir, prefix, events) in groups {
             touched.push(key.clone());
-            for e in events {
-                let (mut f, fresh) = match self.files.remove(&key) {
-                    Some(f) if self.should_rotate(&f) => {
-                        self.close_file(f).await?;
-                        (self.open(&dir, &prefix).await?, true)
+            // The file is out of the map while this group is written; the journal
+            // is saved with it whenever a file is opened.
+            let mut f = match self.files.remove(&key) {
+                Some(f) => f,
+                None => {
+                    if self.files.len() >= self.cfg.max_open_files {
+                        self.close_least_used().await;
                     }
-                    Some(f) => (f, false),
-                    None => {
-                        if self.files.len() >= self.cfg.max_open_files {
-                            self.close_least_used().await;
-                        }
-                        (self.open(&dir, &prefix).await?, true)
-                    }
-                };
-                if fresh {
-                    self.files.insert(key.clone(), f);
-                    self.save_journal();
-                    f = self.files.remove(&key).expect("just inserted");
+                    let f = self.open(&dir, &prefix).await?;
+                    self.save_journal_with(Some(&f));
+                    f
                 }
-                self.tick += 1;
-                f.used = self.tick;
-                f.enc.append(&[e], now, &mut f.buf);
+            };
+            let mut run: Vec<&Event> = Vec::with_capacity(events.len());
+            for e in events {
+                if self.should_rotate(&f) {
+                    f.enc.append(&run, now, &mut f.buf);
+                    run.clear();
+                    self.close_file(f).await?;
+                    f = self.open(&dir, &prefix).await?;
+                    self.save_journal_with(Some(&f));
+                }
+                run.push(e);
                 f.events += 1;
                 f.body_bytes += e.body.len() as u64;
-                let res = if f.buf.len() >= WRITE_CHUNK {
-                    self.write_out(&mut f).await
-                } else {
-                    Ok(())
-                };
-                self.files.insert(key.clone(), f);
-                res?;
+                if run.len() >= 4096 {
+                    f.enc.append(&run, now, &mut f.buf);
+                    run.clear();
+                    if f.buf.len() >= WRITE_CHUNK {
+                        if let Err(e) = self.write_out(&mut f).await {
+                            self.files.insert(key, f);
+                            return Err(e);
+                        }
+                    }
+                }
             }
+            f.enc.append(&run, now, &mut f.buf);
+            self.tick += 1;
+            f.used = self.tick;
+            let res = if f.buf.len() >= WRITE_CHUNK {
+                self.write_out(&mut f).await
+            } else {
+                Ok(())
+            };
+            self.files.insert(key, f);
+            res?;
         }
         touched.sort();
         touched.dedup();
@@ -488,6 +521,7 @@ impl Sink for HdfsSink {
                 target,
                 tries: 0,
                 next_try: Instant::now(),
+                recovering: 0,
             });
         }
         self.retry_pending(true).await;
@@ -527,7 +561,7 @@ impl Sink for HdfsSink {
         // Files given up earlier get a last chance now, bounded so a dead cluster
         // cannot hold the agent's shutdown; what is left stays in the journal for
         // the next start.
-        let end = Instant::now() + self.cfg.call_timeout.min(Duration::from_secs(20));
+        let end = Instant::now() + Duration::from_secs(30);
         while !self.pending.is_empty() && Instant::now() < end {
             self.retry_pending(true).await;
             if !self.pending.is_empty() {
