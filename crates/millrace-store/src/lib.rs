@@ -644,3 +644,87 @@ impl Drop for RetentionTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written with one empty-valued key per event and value (the layout before
+    /// posting lists) reads the same: each such key is a list of its own id.
+    #[test]
+    fn entries_of_the_one_key_per_event_layout_read_as_lists_of_one_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let events: Vec<Event> = (0..5u64)
+            .map(|i| {
+                Event::from_body(format!("ERROR old layout {i}"))
+                    .with_header("host", "h1")
+                    .with_header("timestamp", (1000 + i).to_string())
+            })
+            .collect();
+        let ids = store.append(&events).unwrap();
+        // Rewrite the index the old way.
+        let lists: Vec<_> = store
+            .tree
+            .scan_prefix([codec::INDEX])
+            .map(|r| r.unwrap())
+            .collect();
+        for (k, v) in lists {
+            let first = EventId::from_bytes(&k[k.len() - 16..]).unwrap();
+            store.tree.remove(&k).unwrap();
+            for id in codec::decode_postings(first, &v).unwrap() {
+                store
+                    .tree
+                    .insert(codec::posting_key(&k[..k.len() - 16], id), &[][..])
+                    .unwrap();
+            }
+        }
+        store.tree.remove(codec::meta_key(META_SPAN)).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        for f in [
+            Filter {
+                q: Some("old layout".into()),
+                ..Filter::default()
+            },
+            Filter {
+                hosts: vec!["h1".into()],
+                levels: vec!["error".into()],
+                ..Filter::default()
+            },
+        ] {
+            for order in [Order::Asc, Order::Desc] {
+                let page = Page {
+                    order,
+                    limit: 100,
+                    cursor: None,
+                };
+                let mut got: Vec<EventId> = store
+                    .search(&f, &page, None)
+                    .unwrap()
+                    .events
+                    .iter()
+                    .map(|e| e.id)
+                    .collect();
+                if order == Order::Desc {
+                    got.reverse();
+                }
+                assert_eq!(got, ids, "{f:?} {order:?}");
+            }
+        }
+        assert_eq!(store.purge_before(1003).unwrap(), 3);
+        let left = store
+            .search(
+                &Filter {
+                    q: Some("layout".into()),
+                    ..Filter::default()
+                },
+                &Page::default(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(left.events.len(), 2);
+        assert_eq!(store.purge_before(2000).unwrap(), 2);
+        assert_eq!(store.tree.scan_prefix([codec::INDEX]).count(), 0);
+    }
+}
