@@ -12,32 +12,11 @@ Scenarios: seq-null, exec-null, exec-file_roll (N events of 100 bytes), and
 spooldir-null, taildir-null (1 GB of 200-byte lines), at batch sizes 100 and 1000.
 """
 import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+from benchlib import free_port, make_lines, metrics, proc_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "millrace-agent")
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_lines(path, n, width):
-    """n lines of `width` bytes each (newline included), numbered."""
-    if os.path.exists(path) and os.path.getsize(path) == n * width:
-        return
-    pad = "x" * width
-    with open(path, "w") as f:
-        chunk = []
-        for i in range(n):
-            s = str(i)
-            chunk.append(s + " " + pad[: width - len(s) - 2] + "\n")
-            if len(chunk) == 100_000:
-                f.write("".join(chunk))
-                chunk = []
-        f.write("".join(chunk))
 
 
 def config(scenario, batch, events, data, outdir):
@@ -69,23 +48,6 @@ def config(scenario, batch, events, data, outdir):
         + sink
         + "a1.sinks.k1.channel = c1\n"
     )
-
-
-def metrics(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            return json.load(r)
-    except OSError:
-        return None
-
-
-def proc_stats(pid):
-    with open(f"/proc/{pid}/status") as f:
-        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLK
-    return hwm * 1024, cpu
 
 
 def run_once(scenario, batch, events, width, data, deadline):

@@ -13,49 +13,13 @@ Reports events/s from the agent's start to the last event acknowledged by the br
 the agent's CPU seconds per million events and its peak RSS.
 """
 import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+from benchlib import free_port, make_lines, metrics, proc_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "millrace-agent")
 SERVICES = os.path.join(ROOT, "scripts", "services.sh")
 CLK = os.sysconf("SC_CLK_TCK")
 WIDTH = 200
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_lines(path, n):
-    if os.path.exists(path) and os.path.getsize(path) == n * WIDTH:
-        return
-    pad = "x" * WIDTH
-    with open(path, "w") as f:
-        chunk = []
-        for i in range(n):
-            s = str(i)
-            chunk.append(s + " " + pad[: WIDTH - len(s) - 2] + "\n")
-            if len(chunk) == 100_000:
-                f.write("".join(chunk))
-                chunk = []
-        f.write("".join(chunk))
-
-
-def metrics(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            return json.load(r)
-    except OSError:
-        return None
-
-
-def proc_stats(pid):
-    with open(f"/proc/{pid}/status") as f:
-        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return hwm * 1024, (int(fields[11]) + int(fields[12])) / CLK
 
 
 def run_once(bootstrap, topic, batch, linger, acks, events, data, deadline):

@@ -59,4 +59,13 @@ set -e
 grep -E '^test result:' target/test-output.txt | awk '
   { p += $4; f += $6; i += $8 }
   END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, i }'
+
+step "side-by-side benchmark with Apache Flume, short mode (checks counts, not timings)"
+bench_out=$(mktemp -d)
+set +e
+scripts/bench.sh --short --profile debug --out "$bench_out" 1 2
+bench_status=$?
+set -e
+rm -rf "$bench_out"
+[ "$status" != 0 ] || status=$bench_status
 exit "$status"

@@ -1,0 +1,113 @@
+"""Helpers shared by the benchmark scripts in benches/ (agent_bench.py, avro_bench.py,
+kafka_bench.py, bench.py): free ports, generated input files, Flume's JSON metrics,
+/proc readings and stopping process groups."""
+import json, os, platform, signal, socket, subprocess, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVICES = os.path.join(ROOT, "scripts", "services.sh")
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def agent_bin(profile="release"):
+    return os.path.join(ROOT, "target", profile, "millrace-agent")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_lines(path, n, width=200):
+    """n lines of `width` bytes each (newline included), numbered from 0; kept when a
+    file of the right size is already there."""
+    if os.path.exists(path) and os.path.getsize(path) == n * width:
+        return
+    pad = "x" * width
+    tmp = f"{path}.{os.getpid()}.partial"
+    with open(tmp, "w") as f:
+        chunk = []
+        for i in range(n):
+            s = str(i)
+            chunk.append(s + " " + pad[: width - len(s) - 2] + "\n")
+            if len(chunk) == 100_000:
+                f.write("".join(chunk))
+                chunk = []
+        f.write("".join(chunk))
+    os.replace(tmp, path)
+
+
+def count_lines(paths):
+    """Newlines in the given files."""
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            while True:
+                b = f.read(1 << 24)
+                if not b:
+                    break
+                n += b.count(b"\n")
+    return n
+
+
+def metrics(port, timeout=2):
+    """Flume's JSON from http://127.0.0.1:port/metrics, or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+            return json.load(r)
+    except (OSError, ValueError):
+        return None
+
+
+def proc_stats(pid):
+    """(peak RSS in bytes from VmHWM, CPU seconds utime+stime) of a live process."""
+    with open(f"/proc/{pid}/status") as f:
+        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return hwm * 1024, (int(fields[11]) + int(fields[12])) / CLK
+
+
+def wait_port(port, deadline, proc=None):
+    """Waits until 127.0.0.1:port accepts; fails after `deadline` s or when `proc` exits."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process exited ({proc.returncode}) before port {port} opened")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port} after {deadline}s")
+
+
+def stop(p, grace=30):
+    """SIGTERM to the process group of `p` (started with start_new_session=True), then
+    SIGKILL after `grace` seconds."""
+    if p.poll() is not None:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # leftovers of an exited leader
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
+
+
+def machine():
+    """One line: cores, CPU model, memory, kernel."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB, {platform.platform()}"
