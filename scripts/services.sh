@@ -34,8 +34,9 @@ need() {
 }
 
 # The stamp records the pom a lib folder was resolved from, so an edited pom is
-# fetched again and an interrupted fetch is never taken for a finished one.
-stamp_of() { find "$java_dir/$1" -maxdepth 1 -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1; }
+# fetched again and an interrupted fetch is never taken for a finished one. It hashes
+# names relative to the folder, so two checkouts of the same poms share the cache.
+stamp_of() { (cd "$java_dir/$1" && find . -maxdepth 1 -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1); }
 
 fetched() { [ -f "$cache/$1/stamp" ] && [ "$(cat "$cache/$1/stamp")" = "$(stamp_of "$1")" ]; }
 
