@@ -111,3 +111,37 @@ def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB, {platform.platform()}"
+
+
+def run_until_drained(conf, events, deadline, what, sink="k1", binary=None):
+    """Runs `millrace-agent agent` on `conf` until SINK.<sink> has drained `events`
+    according to /metrics (or `deadline` s pass), then stops it. Returns events/s from
+    the agent's start, CPU s per million events and peak RSS in MB; any other count
+    raises, so a run that lost events is never reported as a result."""
+    mon = free_port()
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        [binary or agent_bin(), "agent", "-n", "a1", "-f", conf, "-Dflume.monitoring.type=http",
+         f"-Dflume.monitoring.port={mon}", "-Dflume.root.logger=WARN,console"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    drained = 0
+    try:
+        while time.monotonic() - t0 < deadline:
+            m = metrics(mon)
+            if m:
+                drained = int(m[f"SINK.{sink}"]["EventDrainSuccessCount"])
+                if drained >= events:
+                    break
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t0
+        rss, cpu = proc_stats(p.pid)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if drained != events:
+        raise RuntimeError(f"{what}: {drained} of {events} events drained")
+    return {"eps": events / elapsed, "cpu_per_m": cpu / (events / 1e6), "rss_mb": rss / 1e6}

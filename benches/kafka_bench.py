@@ -12,20 +12,17 @@ broker is stopped at the end, also on failure.
 Reports events/s from the agent's start to the last event acknowledged by the broker,
 the agent's CPU seconds per million events and its peak RSS.
 """
-import argparse, json, os, platform, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
-from benchlib import free_port, make_lines, metrics, proc_stats
+import argparse, os, platform, shutil, statistics, subprocess, sys, tempfile
+from benchlib import make_lines, run_until_drained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "millrace-agent")
 SERVICES = os.path.join(ROOT, "scripts", "services.sh")
-CLK = os.sysconf("SC_CLK_TCK")
 WIDTH = 200
 
 
 def run_once(bootstrap, topic, batch, linger, acks, events, data, deadline):
     work = tempfile.mkdtemp(prefix="millrace-kafka-bench-")
     try:
-        mon = free_port()
         conf = os.path.join(work, "agent.conf")
         with open(conf, "w") as f:
             f.write(
@@ -38,32 +35,7 @@ def run_once(bootstrap, topic, batch, linger, acks, events, data, deadline):
                 f"a1.sinks.k1.kafka.bootstrap.servers = {bootstrap}\na1.sinks.k1.kafka.topic = {topic}\n"
                 f"a1.sinks.k1.flumeBatchSize = {batch}\na1.sinks.k1.kafka.producer.linger.ms = {linger}\n"
                 f"a1.sinks.k1.kafka.producer.acks = {acks}\na1.sinks.k1.channel = c1\n")
-        t0 = time.monotonic()
-        p = subprocess.Popen(
-            [BIN, "agent", "-n", "a1", "-f", conf, "-Dflume.monitoring.type=http",
-             f"-Dflume.monitoring.port={mon}", "-Dflume.root.logger=WARN,console"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        drained = 0
-        try:
-            while time.monotonic() - t0 < deadline:
-                m = metrics(mon)
-                if m:
-                    drained = int(m["SINK.k1"]["EventDrainSuccessCount"])
-                    if drained >= events:
-                        break
-                time.sleep(0.02)
-            elapsed = time.monotonic() - t0
-            rss, cpu = proc_stats(p.pid)
-        finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if drained != events:
-            raise RuntimeError(f"batch {batch} linger {linger} acks {acks}: {drained} of {events} events acknowledged")
-        return {"eps": events / elapsed, "cpu_per_m": cpu / (events / 1e6), "rss_mb": rss / 1e6}
+        return run_until_drained(conf, events, deadline, f"batch {batch} linger {linger} acks {acks}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
