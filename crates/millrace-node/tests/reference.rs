@@ -1,5 +1,6 @@
 //! `docs/reference.md` is generated from the components' configuration code; these
-//! tests keep it, and `docs/components.md`, in step with the code.
+//! tests keep it, `docs/components.md` and the component table of `docs/migrating.md`
+//! in step with the code.
 //!
 //! Regenerate the reference with
 //! `MILLRACE_BLESS=1 cargo test -p millrace-node --test reference`.
@@ -71,5 +72,35 @@ fn components_md_mentions_every_property_the_code_reads() {
         "docs/components.md is missing what the code reads; describe each in the \
          component's table (a row `| `key` | default | meaning |`):\n{}",
         missing.join("\n")
+    );
+}
+
+#[test]
+fn migrating_md_marks_every_type_millrace_provides_as_available() {
+    use millrace_node::registry::{supported, ComponentType};
+    let text = read("migrating.md");
+    let mut missing = Vec::new();
+    for kind in [
+        ComponentType::Source,
+        ComponentType::Channel,
+        ComponentType::Sink,
+        ComponentType::Interceptor,
+    ] {
+        for alias in supported(kind) {
+            let listed = text.lines().any(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                cells.len() > 3
+                    && cells[2] == format!("`{alias}`")
+                    && (cells[3].starts_with("supported") || cells[3] == "partially")
+            });
+            if !listed {
+                missing.push(format!("{kind:?} `{alias}`"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/migrating.md has no row marking these as supported or partially supported: {}",
+        missing.join(", ")
     );
 }
