@@ -13,6 +13,36 @@
 //! | `seq` | a counter 0, 1, 2, ... | test and benchmark load |
 //! | `spooldir` | complete files dropped into a directory | position kept after each committed put |
 //! | `TAILDIR` | growing files, followed through rotation | position file written after each committed put |
+//!
+//! A source runs until its context's shutdown token is cancelled, putting batches
+//! through the context's channel processor:
+//!
+//! ```
+//! use millrace_core::{CancellationToken, ChannelProcessor, Props, SourceContext};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(async {
+//!     let channel = millrace_channels::build("memory", "c1", &Props::from_pairs(&[])).unwrap();
+//!     let props = Props::from_pairs(&[("totalEvents", "3"), ("batchSize", "3")]);
+//!     let mut source = millrace_sources::build("seq", &props).unwrap();
+//!     let ctx = SourceContext {
+//!         name: "r1".into(),
+//!         processor: Arc::new(ChannelProcessor::single(channel.clone())),
+//!         counters: Arc::default(),
+//!         shutdown: CancellationToken::new(),
+//!     };
+//!     let stop = ctx.shutdown.clone();
+//!     let running = tokio::spawn(async move { source.run(&ctx).await });
+//!     let txn = channel.take(10, Duration::from_secs(10)).await.unwrap();
+//!     let bodies: Vec<&[u8]> = txn.events().iter().map(|e| e.body.as_ref()).collect();
+//!     assert_eq!(bodies, [b"0", b"1", b"2"]);
+//!     txn.commit().await.unwrap();
+//!     stop.cancel();
+//!     running.await.unwrap().unwrap();
+//! });
+//! ```
 
 pub mod avro;
 pub mod exec;
