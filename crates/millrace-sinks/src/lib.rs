@@ -9,6 +9,34 @@
 //! | `org.apache.flume.sink.kafka.KafkaSink` (feature `kafka`) | a Kafka topic | every record acknowledged at `acks` |
 //! | `avro` | an avro source over Flume's Avro RPC (Java Flume or millrace) | the source answered OK |
 //! | `hdfs` (feature `hdfs`) | HDFS files (SequenceFile, DataStream, CompressedStream) | every file it touched is synced to the datanodes |
+//!
+//! A sink is built from Flume properties and driven by the agent's runner, which
+//! commits the channel's take only when `deliver` returns `Ok`. Used on its own:
+//!
+//! ```
+//! use millrace_core::counters::SinkCounters;
+//! use millrace_core::{Event, Props};
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let props = Props::from_pairs(&[
+//!     ("sink.directory", dir.path().to_str().unwrap()),
+//!     ("sink.rollInterval", "0"),
+//! ]);
+//! let counters = Arc::new(SinkCounters::default());
+//! let mut sink = millrace_sinks::build("file_roll", "k1", &props, counters)
+//!     .expect("valid properties");
+//! sink.start().await.unwrap();
+//! sink.deliver(&[Event::from_body("hello"), Event::from_body("world")])
+//!     .await
+//!     .unwrap();
+//! sink.stop().await.unwrap();
+//! let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap();
+//! assert_eq!(std::fs::read_to_string(file.path()).unwrap(), "hello\nworld\n");
+//! # }
+//! ```
 
 pub mod avro;
 pub mod file_roll;
