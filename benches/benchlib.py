@@ -1,7 +1,7 @@
 """Helpers shared by the benchmark scripts in benches/ (agent_bench.py, avro_bench.py,
 kafka_bench.py, bench.py): free ports, generated input files, Flume's JSON metrics,
 /proc readings and stopping process groups."""
-import json, os, platform, signal, socket, subprocess, time, urllib.request
+import json, os, platform, shutil, signal, socket, subprocess, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICES = os.path.join(ROOT, "scripts", "services.sh")
@@ -145,3 +145,29 @@ def run_until_drained(conf, events, deadline, what, sink="k1", binary=None):
     if drained != events:
         raise RuntimeError(f"{what}: {drained} of {events} events drained")
     return {"eps": events / elapsed, "cpu_per_m": cpu / (events / 1e6), "rss_mb": rss / 1e6}
+
+
+def exec_memory_conf(data, batch):
+    """The first half of a benchmark agent: exec `cat DATA` into a memory channel c1
+    holding 100 batches; the caller adds sink k1."""
+    return ("a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
+            f"a1.sources.r1.type = exec\na1.sources.r1.command = cat {data}\n"
+            f"a1.sources.r1.batchSize = {batch}\na1.sources.r1.channels = c1\n"
+            f"a1.channels.c1.type = memory\na1.channels.c1.capacity = {batch * 100}\n"
+            f"a1.channels.c1.transactionCapacity = {batch}\n")
+
+
+def start_service(what, key):
+    """Starts a service with scripts/services.sh in its own run directory; returns the
+    value it prints as KEY=... and a function that stops it."""
+    run_dir = tempfile.mkdtemp(prefix=f"millrace-bench-{what}-")
+    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir)
+    out = subprocess.run(["bash", SERVICES, "start", what], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    value = next(l.split("=", 1)[1] for l in out.splitlines() if l.startswith(f"{key}="))
+
+    def stop_it():
+        subprocess.run(["bash", SERVICES, "stop", what], env=env)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    return value, stop_it

@@ -15,7 +15,7 @@ Reports events/s and MB/s of event bodies from the agent's start to the last syn
 batch, the agent's CPU seconds per million events and its peak RSS.
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile
-from benchlib import ROOT, SERVICES, machine, make_lines, run_until_drained
+from benchlib import ROOT, SERVICES, machine, make_lines, run_until_drained, exec_memory_conf, start_service
 
 WIDTH = 200
 CASES = [
@@ -36,11 +36,7 @@ def run_once(url, n, file_type, codec, fmt, events, batch, data, deadline):
             extra += f"a1.sinks.k1.hdfs.writeFormat = {fmt}\n"
         with open(conf, "w") as f:
             f.write(
-                "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
-                f"a1.sources.r1.type = exec\na1.sources.r1.command = cat {data}\n"
-                f"a1.sources.r1.batchSize = {batch}\na1.sources.r1.channels = c1\n"
-                f"a1.channels.c1.type = memory\na1.channels.c1.capacity = {batch * 100}\n"
-                f"a1.channels.c1.transactionCapacity = {batch}\n"
+                exec_memory_conf(data, batch) +
                 f"a1.sinks.k1.type = hdfs\na1.sinks.k1.channel = c1\n"
                 f"a1.sinks.k1.hdfs.path = {url}/bench/{n}\na1.sinks.k1.hdfs.fileType = {file_type}\n"
                 f"a1.sinks.k1.hdfs.batchSize = {batch}\na1.sinks.k1.hdfs.rollSize = 134217728\n"
@@ -60,11 +56,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "millrace-agent"], cwd=ROOT, check=True)
     data = os.path.join(tempfile.gettempdir(), f"millrace-hdfs-bench-{a.events}x{WIDTH}.txt")
     make_lines(data, a.events)
-    run_dir = tempfile.mkdtemp(prefix="millrace-hdfs-bench-cluster-")
-    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir)
-    out = subprocess.run(["bash", SERVICES, "start", "hdfs"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    url = next(l.split("=", 1)[1] for l in out.splitlines() if l.startswith("HDFS_URL="))
+    url, stop_service = start_service("hdfs", "HDFS_URL")
     try:
         print(f"machine: {machine()}")
         print(f"command: python3 benches/hdfs_bench.py --events {a.events} --reps {a.reps} --batch {a.batch} "
@@ -83,8 +75,7 @@ def main():
                   f"{statistics.median(eps) * WIDTH / 1e6:.1f} | {statistics.median(r['cpu_per_m'] for r in runs):.2f} | "
                   f"{max(r['rss_mb'] for r in runs):.1f} |", flush=True)
     finally:
-        subprocess.run(["bash", SERVICES, "stop", "hdfs"], env=env)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        stop_service()
 
 
 if __name__ == "__main__":

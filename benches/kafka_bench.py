@@ -13,7 +13,7 @@ Reports events/s from the agent's start to the last event acknowledged by the br
 the agent's CPU seconds per million events and its peak RSS.
 """
 import argparse, os, platform, shutil, statistics, subprocess, sys, tempfile
-from benchlib import make_lines, run_until_drained
+from benchlib import make_lines, run_until_drained, exec_memory_conf, start_service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVICES = os.path.join(ROOT, "scripts", "services.sh")
@@ -26,11 +26,7 @@ def run_once(bootstrap, topic, batch, linger, acks, events, data, deadline):
         conf = os.path.join(work, "agent.conf")
         with open(conf, "w") as f:
             f.write(
-                "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
-                f"a1.sources.r1.type = exec\na1.sources.r1.command = cat {data}\n"
-                f"a1.sources.r1.batchSize = {batch}\na1.sources.r1.channels = c1\n"
-                f"a1.channels.c1.type = memory\na1.channels.c1.capacity = {batch * 100}\n"
-                f"a1.channels.c1.transactionCapacity = {batch}\n"
+                exec_memory_conf(data, batch) +
                 "a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n"
                 f"a1.sinks.k1.kafka.bootstrap.servers = {bootstrap}\na1.sinks.k1.kafka.topic = {topic}\n"
                 f"a1.sinks.k1.flumeBatchSize = {batch}\na1.sinks.k1.kafka.producer.linger.ms = {linger}\n"
@@ -49,11 +45,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "millrace-agent"], cwd=ROOT, check=True)
     data = os.path.join(tempfile.gettempdir(), f"millrace-kafka-bench-{a.events}x{WIDTH}.txt")
     make_lines(data, a.events)
-    run_dir = tempfile.mkdtemp(prefix="millrace-kafka-bench-broker-")
-    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir)
-    out = subprocess.run(["bash", SERVICES, "start", "kafka"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    bootstrap = next(l.split("=", 1)[1] for l in out.splitlines() if l.startswith("KAFKA_BOOTSTRAP="))
+    bootstrap, stop_service = start_service("kafka", "KAFKA_BOOTSTRAP")
     try:
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
         print(f"machine: {os.cpu_count()} cores, {cpu}, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}")
@@ -74,8 +66,7 @@ def main():
                           f"{statistics.median(eps) * WIDTH / 1e6:.1f} | {statistics.median(r['cpu_per_m'] for r in runs):.2f} | "
                           f"{max(r['rss_mb'] for r in runs):.1f} |", flush=True)
     finally:
-        subprocess.run(["bash", SERVICES, "stop", "kafka"], env=env)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        stop_service()
 
 
 if __name__ == "__main__":

@@ -85,6 +85,19 @@ struct Pending {
     recovering: u32,
 }
 
+impl Pending {
+    /// A file to recover and rename, due at once.
+    fn new(in_use: String, target: String) -> Self {
+        Pending {
+            in_use,
+            target,
+            tries: 0,
+            next_try: Instant::now(),
+            recovering: 0,
+        }
+    }
+}
+
 /// How long to let the namenode recover a file's last block before asking again:
 /// about a datanode heartbeat (3 s) plus the recovery, then longer.
 fn recovery_wait(asked: u32) -> Duration {
@@ -290,13 +303,7 @@ impl HdfsSink {
     /// Hands a file to lease recovery and renaming, retried every retryInterval.
     fn give_up(&mut self, in_use: String, target: String) {
         tracing::warn!(sink = %self.name, file = %in_use, "file given up after an HDFS error; it will be recovered and renamed");
-        self.pending.push(Pending {
-            in_use,
-            target,
-            tries: 0,
-            next_try: Instant::now(),
-            recovering: 0,
-        });
+        self.pending.push(Pending::new(in_use, target));
         self.save_journal();
     }
 
@@ -516,13 +523,7 @@ impl Sink for HdfsSink {
         self.client()?;
         for (in_use, target) in self.journal.load() {
             tracing::info!(sink = %self.name, file = %in_use, "recovering a file left open by an earlier run");
-            self.pending.push(Pending {
-                in_use,
-                target,
-                tries: 0,
-                next_try: Instant::now(),
-                recovering: 0,
-            });
+            self.pending.push(Pending::new(in_use, target));
         }
         self.retry_pending(true).await;
         Ok(())
