@@ -408,6 +408,28 @@ fn hdfs_restart_and_agent_crash_lose_nothing_and_leave_no_tmp() {
     wait_for(Duration::from_secs(120), "the channel to drain", || {
         metrics(mon).is_some_and(|m| counter(&m, "CHANNEL.c1", "ChannelSize") == 0)
     });
+    // Files given up during the outage or left by the kill are closed and renamed by
+    // the running sink. A recovery asked for before the restarted datanode reported
+    // its blocks stalls for the namenode's block recovery timeout (90 s), hence the
+    // deadline; the files the sink is writing stay open until it stops.
+    let still_open = || {
+        let open = in_use(&url, "/crash");
+        let held: Vec<String> = agent
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("recovering a file left open") || l.contains("file given up"))
+            .filter_map(|l| l.split("file=").nth(1)?.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        open.into_iter()
+            .filter(|f| held.iter().any(|h| h.ends_with(f.as_str())))
+            .count()
+    };
+    wait_for(
+        Duration::from_secs(180),
+        "files given up to be recovered",
+        || still_open() == 0,
+    );
     assert!(agent.terminate(Duration::from_secs(60)).success());
     assert!(
         in_use(&url, "/crash").is_empty(),

@@ -59,6 +59,8 @@ pub struct HdfsSink {
     journal: Journal,
     /// Files given up after a failure: their lease is recovered and they are renamed.
     pending: Vec<Pending>,
+    /// Set by `stop`: every pending file is due at once.
+    stopping: bool,
 }
 
 struct OpenFile {
@@ -80,8 +82,8 @@ struct Pending {
     target: String,
     tries: u32,
     next_try: Instant,
-    /// The namenode is recovering the file's last block. Asking again restarts that
-    /// recovery, so the next check waits longer each time instead.
+    /// How many times in a row the namenode answered that it is still recovering the
+    /// file's last block.
     recovering: u32,
 }
 
@@ -99,9 +101,17 @@ impl Pending {
 }
 
 /// How long to let the namenode recover a file's last block before asking again:
-/// about a datanode heartbeat (3 s) plus the recovery, then longer.
+/// about a datanode heartbeat (3 s) plus the recovery, then every 10 s. Asking again
+/// is cheap and does not restart a recovery under way. It matters when the first
+/// request came before any datanode had reported the block (just after a namenode
+/// restart): that recovery stalls, and only a request made after the namenode's block
+/// recovery timeout (30 heartbeats, 90 s by default) starts one that can finish.
 fn recovery_wait(asked: u32) -> Duration {
-    Duration::from_secs(4u64 << asked.min(4).saturating_sub(1)).min(Duration::from_secs(60))
+    match asked {
+        0 | 1 => Duration::from_secs(4),
+        2 => Duration::from_secs(8),
+        _ => Duration::from_secs(10),
+    }
 }
 
 impl HdfsSink {
@@ -118,6 +128,7 @@ impl HdfsSink {
             counter: now_ms() as u64,
             journal,
             pending: Vec::new(),
+            stopping: false,
             cfg,
         }
     }
@@ -328,7 +339,7 @@ impl HdfsSink {
         let now = Instant::now();
         let mut keep = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
-            if p.next_try > now && (!force || p.recovering > 0) {
+            if p.next_try > now && !self.stopping && (!force || p.recovering > 0) {
                 keep.push(p);
                 continue;
             }
@@ -340,6 +351,11 @@ impl HdfsSink {
                 Ok(false) => {
                     p.recovering += 1;
                     p.next_try = now + recovery_wait(p.recovering);
+                    if p.recovering == 1 {
+                        tracing::info!(sink = %self.name, file = %p.in_use, "the namenode is recovering the file's last block; it keeps its in-use name until that is done");
+                    } else {
+                        tracing::debug!(sink = %self.name, file = %p.in_use, checks = p.recovering, "block recovery still in progress");
+                    }
                     keep.push(p);
                 }
                 Err(e) => {
@@ -359,12 +375,22 @@ impl HdfsSink {
         self.save_journal();
     }
 
-    /// Ok(true) once the file is closed under its final name (or never existed).
+    /// Ok(true) once the file is closed under its final name (or never existed);
+    /// Ok(false) while the namenode is recovering its last block. A file is not renamed
+    /// before it is closed: readers of an open file fail with "Cannot obtain block
+    /// length", and jobs reading the final names should never meet one.
     async fn recover(&self, client: &Client, p: &Pending) -> Result<bool, String> {
-        match client.get_file_info(&p.in_use).await {
-            Ok(_) => {}
-            Err(HdfsError::FileNotFound(_)) => return Ok(true),
-            Err(e) => return Err(format!("looking up {}: {e}", p.in_use)),
+        let exists = self
+            .call(&format!("looking up {}", p.in_use), async {
+                match client.get_file_info(&p.in_use).await {
+                    Ok(_) => Ok(true),
+                    Err(HdfsError::FileNotFound(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        if !exists {
+            return Ok(true);
         }
         let closed = self
             .call(
@@ -562,6 +588,7 @@ impl Sink for HdfsSink {
         // Files given up earlier get a last chance now, bounded so a dead cluster
         // cannot hold the agent's shutdown; what is left stays in the journal for
         // the next start.
+        self.stopping = true;
         let end = Instant::now() + Duration::from_secs(30);
         while !self.pending.is_empty() && Instant::now() < end {
             self.retry_pending(true).await;
