@@ -76,8 +76,10 @@ async fn multiplexing_routes_by_header_with_default_and_optional() {
     let (c1, c2, c3) = (channel("c1", 100), channel("c2", 100), channel("c3", 100));
     let mut mapping = HashMap::new();
     mapping.insert("ERROR".to_string(), vec![0]);
+    mapping.insert("WARN".to_string(), vec![0, 1]);
     let mut optional = HashMap::new();
     optional.insert("ERROR".to_string(), vec![2]);
+    optional.insert("WARN".to_string(), vec![1, 2]);
     let p = ChannelProcessor::new(
         Vec::new(),
         ChannelSelector::Multiplexing {
@@ -100,18 +102,23 @@ async fn multiplexing_routes_by_header_with_default_and_optional() {
             e("boom", Some("ERROR")),
             e("fine", Some("INFO")),
             e("bare", None),
+            e("hmm", Some("WARN")),
         ],
         &SourceCounters::default(),
     )
     .await
     .unwrap();
-    assert_eq!(bodies(&c1).await, ["boom"]);
+    assert_eq!(bodies(&c1).await, ["boom", "hmm"]);
     assert_eq!(
         bodies(&c2).await,
-        ["fine", "bare"],
-        "unmapped and missing values go to the default"
+        ["fine", "bare", "hmm"],
+        "unmapped and missing values go to the default; a channel both required and optional gets the event once"
     );
-    assert_eq!(bodies(&c3).await, ["boom"], "optional channel for ERROR");
+    assert_eq!(
+        bodies(&c3).await,
+        ["boom", "hmm"],
+        "optional channels for ERROR and WARN"
+    );
 }
 
 struct DropOdd;

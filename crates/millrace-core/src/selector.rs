@@ -160,11 +160,27 @@ impl ChannelProcessor {
         let mut opt: Vec<Vec<Event>> = vec![Vec::new(); n];
         for e in batch {
             let (r, o) = self.selector.select(&e);
-            for &i in o.iter().filter(|i| !r.contains(i)) {
-                opt[i].push(e.clone());
-            }
-            for &i in r {
-                req[i].push(e.clone());
+            // The event moves into its last destination and is cloned only for the
+            // others: a clone copies every header, which cost a third of the CPU of
+            // a multiplexing pipeline when each event was cloned once too often.
+            let only_opt = |i: &&usize| !r.contains(i);
+            match (o.iter().filter(only_opt).last(), r.split_last()) {
+                (Some(&last), _) => {
+                    for &i in r {
+                        req[i].push(e.clone());
+                    }
+                    for &i in o.iter().filter(only_opt).filter(|&&i| i != last) {
+                        opt[i].push(e.clone());
+                    }
+                    opt[last].push(e);
+                }
+                (None, Some((&last, rest))) => {
+                    for &i in rest {
+                        req[i].push(e.clone());
+                    }
+                    req[last].push(e);
+                }
+                (None, None) => {}
             }
         }
         for (i, b) in req.into_iter().enumerate() {

@@ -82,15 +82,18 @@ impl RegexExtractorInterceptor {
 
 impl Interceptor for RegexExtractorInterceptor {
     fn intercept(&self, mut batch: Vec<Event>) -> Vec<Event> {
+        // One set of capture slots for the whole batch: `captures` would allocate
+        // a new one per event.
+        let mut locs = self.regex.capture_locations();
         for e in &mut batch {
-            let Some(caps) = self.regex.captures(&e.body) else {
+            if self.regex.captures_read(&mut locs, &e.body).is_none() {
                 continue;
-            };
+            }
             for (i, s) in self.serializers.iter().enumerate() {
-                let Some(m) = caps.get(i + 1) else {
+                let Some((start, end)) = locs.get(i + 1) else {
                     continue;
                 };
-                let text = String::from_utf8_lossy(m.as_bytes());
+                let text = String::from_utf8_lossy(&e.body[start..end]);
                 let value = match &s.ser {
                     Ser::PassThrough => text.into_owned(),
                     Ser::Millis(dp) => match dp.to_millis(&text) {
