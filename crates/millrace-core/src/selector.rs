@@ -164,7 +164,7 @@ impl ChannelProcessor {
             // others: a clone copies every header, which cost a third of the CPU of
             // a multiplexing pipeline when each event was cloned once too often.
             let only_opt = |i: &&usize| !r.contains(i);
-            match (o.iter().filter(only_opt).last(), r.split_last()) {
+            match (o.iter().rfind(only_opt), r.split_last()) {
                 (Some(&last), _) => {
                     for &i in r {
                         req[i].push(e.clone());
