@@ -242,6 +242,17 @@ pub fn count_key(kind: Kind, value: &str) -> Vec<u8> {
     k
 }
 
+/// The counter key of an index prefix ([`index_prefix`]) for the kinds that keep a
+/// count of events per value (host, level, source); None for the others.
+pub fn count_key_of_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let (&kind, value) = prefix.get(1..)?.split_first()?;
+    let counted = [Kind::Host, Kind::Level, Kind::Source]
+        .iter()
+        .any(|k| k.byte() == kind);
+    let value = value.strip_suffix(&[0])?;
+    counted.then(|| [&[COUNT, kind][..], value].concat())
+}
+
 pub fn meta_key(name: &str) -> Vec<u8> {
     let mut k = vec![META];
     k.extend_from_slice(name.as_bytes());
@@ -361,6 +372,22 @@ pub fn decode(id: EventId, v: &[u8]) -> Option<StoredEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_keys_of_index_prefixes() {
+        for kind in [Kind::Host, Kind::Level, Kind::Source] {
+            assert_eq!(
+                count_key_of_prefix(&index_prefix(kind, "web-1")),
+                Some(count_key(kind, "web-1"))
+            );
+        }
+        assert_eq!(
+            count_key_of_prefix(&index_prefix(Kind::Token, "error")),
+            None
+        );
+        assert_eq!(count_key_of_prefix(&index_prefix(Kind::Header, "a")), None);
+        assert_eq!(count_key_of_prefix(b"i"), None);
+    }
 
     #[test]
     fn events_round_trip() {

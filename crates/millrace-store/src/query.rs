@@ -211,6 +211,32 @@ impl Deadline {
 /// Index entries counted per candidate index before one is picked to walk.
 const ESTIMATE_CAP: usize = 1000;
 
+/// How many index entries a condition has in the queried range (counted up to the
+/// best so far, or [`ESTIMATE_CAP`]) and, when that count was cut short, how many
+/// events have its values in the whole store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Estimate {
+    in_range: usize,
+    total: Option<u64>,
+}
+
+impl Estimate {
+    /// Fewer entries in range wins. Two conditions both cut short at the same count
+    /// (a common host and a rare level over a long range) are told apart by their
+    /// totals, so a query for FATAL on one host walks the FATAL list rather than every
+    /// event of the host.
+    fn better_than(&self, best: &Estimate) -> bool {
+        match self.in_range.cmp(&best.in_range) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => matches!(
+                (self.total, best.total),
+                (Some(t), Some(b)) if t < b
+            ),
+        }
+    }
+}
+
 type IdIter<'a> = Box<dyn Iterator<Item = Result<EventId, StoreError>> + 'a>;
 
 /// Ids in order from several index ranges at once (a union), without repeats.
@@ -402,6 +428,19 @@ impl Store {
         ))
     }
 
+    /// Events with any of a group's values in the whole store, from the per-value
+    /// counters; None when a value has no counter (headers and words).
+    fn group_total(&self, group: &[Vec<u8>]) -> Result<Option<u64>, StoreError> {
+        let mut total = 0;
+        for p in group {
+            let Some(k) = codec::count_key_of_prefix(p) else {
+                return Ok(None);
+            };
+            total += self.tree.get(k)?.map_or(0, |v| codec::u64_value(&v));
+        }
+        Ok(Some(total))
+    }
+
     /// The index conditions of a filter: each is a set of index prefixes of which an
     /// event must be in at least one.
     fn groups(f: &Filter) -> Vec<Vec<Vec<u8>>> {
@@ -488,9 +527,9 @@ impl Store {
             }
             return Ok(());
         }
-        let mut best: Option<(usize, usize)> = None;
+        let mut best: Option<(usize, Estimate)> = None;
         for (i, g) in groups.iter().enumerate() {
-            let cap = best.map(|(_, n)| n).unwrap_or(ESTIMATE_CAP);
+            let cap = best.map(|(_, b)| b.in_range).unwrap_or(ESTIMATE_CAP);
             let mut n = 0;
             'count: for p in g {
                 for r in self.index_ids(p, lo, hi, false) {
@@ -501,11 +540,16 @@ impl Store {
                     }
                 }
             }
-            if best.is_none_or(|(_, b)| n < b) {
-                best = Some((i, n));
-            }
             if n == 0 {
                 return Ok(());
+            }
+            let capped = best.is_some_and(|(_, b)| n == b.in_range) || n == ESTIMATE_CAP;
+            let e = Estimate {
+                in_range: n,
+                total: if capped { self.group_total(g)? } else { None },
+            };
+            if best.is_none_or(|(_, b)| e.better_than(&b)) {
+                best = Some((i, e));
             }
         }
         let driver = &groups[best.map(|(i, _)| i).unwrap_or(0)];
@@ -636,5 +680,26 @@ impl Store {
         values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         values.truncate(limit);
         Ok(TopValues { values, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Estimate;
+
+    fn est(in_range: usize, total: Option<u64>) -> Estimate {
+        Estimate { in_range, total }
+    }
+
+    #[test]
+    fn fewer_entries_in_range_win_and_totals_break_ties_at_the_cap() {
+        assert!(est(10, None).better_than(&est(20, Some(1))));
+        assert!(!est(20, Some(1)).better_than(&est(10, None)));
+        // Both cut short at the cap: the rarer value overall drives the walk.
+        assert!(est(1000, Some(4_000)).better_than(&est(1000, Some(17_000))));
+        assert!(!est(1000, Some(17_000)).better_than(&est(1000, Some(4_000))));
+        // Without a total (a word or header) the condition found first stays.
+        assert!(!est(1000, None).better_than(&est(1000, Some(17_000))));
+        assert!(!est(1000, Some(1)).better_than(&est(1000, None)));
     }
 }
