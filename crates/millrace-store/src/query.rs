@@ -543,10 +543,10 @@ impl Store {
             if n == 0 {
                 return Ok(());
             }
-            let capped = best.is_some_and(|(_, b)| n == b.in_range) || n == ESTIMATE_CAP;
             let e = Estimate {
                 in_range: n,
-                total: if capped { self.group_total(g)? } else { None },
+                // Only a count cut short at the cap needs the totals to break a tie.
+                total: if n == cap { self.group_total(g)? } else { None },
             };
             if best.is_none_or(|(_, b)| e.better_than(&b)) {
                 best = Some((i, e));

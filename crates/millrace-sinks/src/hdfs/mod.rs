@@ -59,8 +59,6 @@ pub struct HdfsSink {
     journal: Journal,
     /// Files given up after a failure: their lease is recovered and they are renamed.
     pending: Vec<Pending>,
-    /// Set by `stop`: every pending file is due at once.
-    stopping: bool,
 }
 
 struct OpenFile {
@@ -128,7 +126,6 @@ impl HdfsSink {
             counter: now_ms() as u64,
             journal,
             pending: Vec::new(),
-            stopping: false,
             cfg,
         }
     }
@@ -327,9 +324,9 @@ impl HdfsSink {
         }
     }
 
-    /// One attempt at each pending recovery that is due. `force` also retries at once
-    /// the ones whose last attempt failed (not those the namenode is recovering).
-    async fn retry_pending(&mut self, force: bool) {
+    /// One attempt at each pending recovery that is due, or at every one with `all`
+    /// (a stopping sink's last chances). A file is due at once when it is given up.
+    async fn retry_pending(&mut self, all: bool) {
         if self.pending.is_empty() {
             return;
         }
@@ -339,7 +336,7 @@ impl HdfsSink {
         let now = Instant::now();
         let mut keep = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
-            if p.next_try > now && !self.stopping && (!force || p.recovering > 0) {
+            if p.next_try > now && !all {
                 keep.push(p);
                 continue;
             }
@@ -551,7 +548,7 @@ impl Sink for HdfsSink {
             tracing::info!(sink = %self.name, file = %in_use, "recovering a file left open by an earlier run");
             self.pending.push(Pending::new(in_use, target));
         }
-        self.retry_pending(true).await;
+        self.retry_pending(false).await;
         Ok(())
     }
 
@@ -588,7 +585,6 @@ impl Sink for HdfsSink {
         // Files given up earlier get a last chance now, bounded so a dead cluster
         // cannot hold the agent's shutdown; what is left stays in the journal for
         // the next start.
-        self.stopping = true;
         let end = Instant::now() + Duration::from_secs(30);
         while !self.pending.is_empty() && Instant::now() < end {
             self.retry_pending(true).await;
