@@ -25,6 +25,10 @@ use millrace_store::{Cursor, Filter, Order, Page, SearchResult, Store, StoreOpti
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// The allocator of millrace-query-server, which hosts the store.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const T0: u64 = 1_764_000_000_000;
 const SPAN_MS: u64 = 3 * 86_400_000;
 const HOUR_MS: u64 = 3_600_000;

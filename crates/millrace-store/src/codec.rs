@@ -1,21 +1,18 @@
-//! How events and their indexes are laid out in the one sled tree.
-//!
-//! Every write of a batch is one sled batch on one tree, so an event, its index
-//! entries and the counters that include it appear and disappear together.
+//! How the store lays out its keys, all in one sled tree.
 //!
 //! | key | value |
 //! |-----|-------|
-//! | `e` time(8, BE) seq(8, BE) | the event |
-//! | `i` kind value `\0` time seq | the rest of a posting list (see [`encode_postings`]) |
+//! | `b` seq(8, BE) | a block of event records ([`crate::blocks`]) |
+//! | `B` seq(8, BE) | the block's summary |
+//! | `r` seq(8, BE) n(4, BE) | an index block of a run ([`crate::index`]) |
+//! | `R` seq(8, BE) | a run's header |
 //! | `c` kind value | events with that value (u64 BE), for host, level, source |
-//! | `m` name | store-wide numbers (u64 BE) |
+//! | `m` name | store-wide numbers |
 //!
-//! An index entry is a posting list: the ids, in order, of events of one append that
-//! have the value. Its key ends in its first (smallest) id; its value encodes the
-//! others. Every id of a list is within the store's largest list span (`m span`, at
-//! most [`MAX_SPAN_MS`]) of the first, so the lists holding a time range are a key
-//! range too: from the range start less that span. An empty value is a list of the
-//! key's id alone (the layout of one key per event and value, which reads the same).
+//! An append writes its event blocks, their summaries and the counters that include
+//! its events in one sled batch, so they appear and disappear together. Stores of the
+//! earlier layout (`e` time seq per event, `i` kind value `\0` id per index entry) are
+//! moved to this one at open.
 
 use bytes::Bytes;
 use millrace_core::Headers;
@@ -54,9 +51,6 @@ impl Kind {
 /// Values longer than this are indexed by their first bytes; queries compare the whole
 /// value when they check each event.
 pub const MAX_INDEXED: usize = 256;
-/// The time (ms) the ids of one posting list may span at most; an append whose events
-/// spread wider writes several lists per value.
-pub const MAX_SPAN_MS: u64 = 15 * 60 * 1000;
 /// Separates a header's key from its value in header index entries.
 pub const HEADER_SEP: char = '\u{1f}';
 
@@ -163,14 +157,6 @@ pub fn index_prefix(kind: Kind, value: &str) -> Vec<u8> {
     k
 }
 
-/// The key of the posting list of `prefix` (see [`index_prefix`]) starting at `first`.
-pub fn posting_key(prefix: &[u8], first: EventId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(prefix.len() + 16);
-    k.extend_from_slice(prefix);
-    k.extend_from_slice(&first.to_bytes());
-    k
-}
-
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -192,8 +178,7 @@ fn get_varint(b: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// The value of a posting list of `ids` (ascending, without repeats; the first is in
-/// the key): for each id after the first, the varint of its time less the previous
+/// A posting list of `ids` (ascending, without repeats; the first is kept apart): for each id after the first, the varint of its time less the previous
 /// time, then the varint of its seq less the previous seq (wrapping, zigzag).
 pub fn encode_postings(ids: &[EventId]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ids.len().saturating_sub(1) * 3);
@@ -205,7 +190,7 @@ pub fn encode_postings(ids: &[EventId]) -> Vec<u8> {
     out
 }
 
-/// The ids of a posting list whose key ends in `first`; None when damaged.
+/// The ids of a posting list whose first id is `first`; None when damaged.
 pub fn decode_postings(first: EventId, mut v: &[u8]) -> Option<Vec<EventId>> {
     let mut ids = Vec::with_capacity(1 + v.len() / 3);
     let mut prev = first;
@@ -221,11 +206,6 @@ pub fn decode_postings(first: EventId, mut v: &[u8]) -> Option<Vec<EventId>> {
         ids.push(prev);
     }
     Some(ids)
-}
-
-/// How many ids a posting list value holds (with the key's).
-pub fn postings_len(v: &[u8]) -> u64 {
-    1 + v.iter().filter(|b| *b & 0x80 == 0).count() as u64 / 2
 }
 
 pub fn header_value(key: &str, value: &str) -> String {
@@ -276,7 +256,63 @@ pub fn indexed_word(w: &str) -> bool {
     (2..=64).contains(&w.chars().count())
 }
 
+/// Index prefixes ([`index_prefix`]) in one buffer: appends gather those of a whole
+/// batch here, with no allocation per value, since this runs for every stored event.
+#[derive(Debug, Default)]
+pub struct Terms {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Terms {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn get(&self, i: usize) -> &[u8] {
+        let (a, b) = self.spans[i];
+        &self.buf[a..b]
+    }
+
+    /// Adds the prefix of `value` of `kind`, as [`index_prefix`] makes it.
+    pub fn push(&mut self, kind: Kind, value: &str) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[INDEX, kind.byte()]);
+        if value.len() <= MAX_INDEXED && !value.contains('\0') {
+            self.buf.extend_from_slice(value.as_bytes());
+        } else {
+            self.buf.extend_from_slice(index_value(value).as_bytes());
+        }
+        self.buf.push(0);
+        self.spans.push((start, self.buf.len()));
+    }
+
+    /// Adds the prefixes of the words of `body` that the token index holds (the words
+    /// of [`body_tokens`]; a word seen twice is added twice).
+    pub fn push_tokens(&mut self, body: &[u8]) {
+        let text = String::from_utf8_lossy(body);
+        for w in text.split(|c: char| !c.is_alphanumeric()) {
+            if w.is_ascii() {
+                if !(2..=64).contains(&w.len()) {
+                    continue;
+                }
+                let start = self.buf.len();
+                self.buf.extend_from_slice(&[INDEX, Kind::Token.byte()]);
+                self.buf.extend(w.bytes().map(|b| b.to_ascii_lowercase()));
+                self.buf.push(0);
+                self.spans.push((start, self.buf.len()));
+            } else if !w.is_empty() {
+                let w = w.to_lowercase();
+                if indexed_word(&w) {
+                    self.push(Kind::Token, &w);
+                }
+            }
+        }
+    }
+}
+
 /// The words of an event body that the token index holds, without repeats.
+#[cfg(test)]
 pub fn body_tokens(body: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(body);
     let mut t: Vec<String> = words(&text).filter(|w| indexed_word(w)).collect();
@@ -435,9 +471,37 @@ mod tests {
         for n in 1..=ids.len() {
             let v = encode_postings(&ids[..n]);
             assert_eq!(decode_postings(ids[0], &v).unwrap(), ids[..n]);
-            assert_eq!(postings_len(&v), n as u64);
         }
         assert_eq!(decode_postings(ids[0], &[0x80]), None);
+    }
+
+    #[test]
+    fn terms_are_the_index_prefixes_of_the_body_tokens() {
+        for body in [
+            &b"ERROR [orders] Payment failed: payment x a1 A1 \xff Stra\xc3\x9fe \xc3\x84rger \xc3\xa4rger"[..],
+            b"",
+            b"x",
+            b"aa aa aa",
+        ] {
+            let mut t = Terms::default();
+            t.push(Kind::Host, "web-1");
+            t.push_tokens(body);
+            let mut got: Vec<Vec<u8>> = (1..t.len()).map(|i| t.get(i).to_vec()).collect();
+            got.sort();
+            got.dedup();
+            let want: Vec<Vec<u8>> = body_tokens(body)
+                .iter()
+                .map(|w| index_prefix(Kind::Token, w))
+                .collect();
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
+            assert_eq!(t.get(0), index_prefix(Kind::Host, "web-1"));
+        }
+        let mut t = Terms::default();
+        let long = "é".repeat(200);
+        t.push(Kind::Header, "a\0b");
+        t.push(Kind::Source, &long);
+        assert_eq!(t.get(0), index_prefix(Kind::Header, "a\0b"));
+        assert_eq!(t.get(1), index_prefix(Kind::Source, &long));
     }
 
     #[test]

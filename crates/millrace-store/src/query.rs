@@ -1,9 +1,9 @@
 //! Queries: filters, the plan that picks an index to walk, paging, summaries.
 
-use crate::codec::{self, EventId, Kind, StoredEvent, INDEX};
+use crate::codec::{self, EventId, Kind, StoredEvent};
+use crate::index::{Walk, ALL};
 use crate::{Store, StoreError};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::iter::Peekable;
 use std::str::FromStr;
@@ -302,130 +302,27 @@ fn id_range(f: &Filter, order: Order, cursor: Option<Cursor>) -> Option<(u128, u
     (lo <= hi).then_some((lo, hi))
 }
 
-/// The ids of one index value in a range, in order, from its posting lists (read in key
-/// order). A list's ids lie within `span` ms after its key's, so an id is given once
-/// no list not yet read can hold one before it: ascending, once the last key read is
-/// past it; descending, once the last key read is more than `span` ms before it.
-struct Postings<'a> {
-    lists: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a>,
-    /// Ids read and not yet given, as u128, negated when descending (a min-heap).
-    pending: BinaryHeap<Reverse<u128>>,
-    desc: bool,
-    lo: u128,
-    hi: u128,
-    span: u64,
-    /// The key id of the last list read.
-    frontier: Option<EventId>,
-    done: bool,
-    last: Option<u128>,
-}
-
-impl Postings<'_> {
-    fn ready(&self, id: u128) -> bool {
-        if self.done {
-            return true;
-        }
-        let Some(f) = self.frontier else {
-            return false;
-        };
-        if self.desc {
-            EventId::from_u128(id).time > f.time.saturating_add(self.span)
-        } else {
-            id <= f.as_u128()
-        }
-    }
-}
-
-impl Iterator for Postings<'_> {
-    type Item = Result<EventId, StoreError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(&Reverse(top)) = self.pending.peek() {
-                let id = if self.desc { u128::MAX - top } else { top };
-                if self.ready(id) {
-                    self.pending.pop();
-                    // Never back in the order (a list written during the walk with a
-                    // wider span than known at its start), nor twice.
-                    let forward = match self.last {
-                        None => true,
-                        Some(l) => (id > l) != self.desc && id != l,
-                    };
-                    if forward {
-                        self.last = Some(id);
-                        return Some(Ok(EventId::from_u128(id)));
-                    }
-                    continue;
-                }
-            } else if self.done {
-                return None;
-            }
-            match self.lists.next() {
-                None => self.done = true,
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(e.into()));
-                }
-                Some(Ok((k, v))) => {
-                    let Some(first) = EventId::from_bytes(&k[k.len().saturating_sub(16)..]) else {
-                        self.done = true;
-                        return Some(Err(StoreError::Corrupt(EventId::MIN)));
-                    };
-                    let Some(ids) = codec::decode_postings(first, &v) else {
-                        self.done = true;
-                        return Some(Err(StoreError::Corrupt(first)));
-                    };
-                    self.frontier = Some(first);
-                    for id in ids {
-                        let id = id.as_u128();
-                        if (self.lo..=self.hi).contains(&id) {
-                            self.pending
-                                .push(Reverse(if self.desc { u128::MAX - id } else { id }));
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl Store {
     /// The ids of an index value (`prefix`, see [`codec::index_prefix`]) in `lo..=hi`.
     fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
-        let span = self.span.load(std::sync::atomic::Ordering::Relaxed);
-        let from = EventId {
-            time: EventId::from_u128(lo).time.saturating_sub(span),
-            seq: 0,
-        };
-        let range = self.tree.range(
-            codec::posting_key(prefix, from)..=codec::posting_key(prefix, EventId::from_u128(hi)),
-        );
-        Box::new(Postings {
-            lists: if desc {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            },
-            pending: BinaryHeap::new(),
-            desc,
-            lo,
-            hi,
-            span,
-            frontier: None,
-            done: false,
-            last: None,
-        })
+        let ix = crate::read(&self.index);
+        Box::new(Walk::new(
+            &self.tree, &ix.runs, &ix.mem, &ix.purged, prefix, lo, hi, desc,
+        ))
     }
 
-    /// The ids of the event records in `lo..=hi`, ascending.
-    fn event_ids(&self, lo: u128, hi: u128) -> IdIter<'_> {
-        let start = codec::event_key(EventId::from_u128(lo));
-        let end = codec::event_key(EventId::from_u128(hi));
-        Box::new(self.tree.range(start..=end).map(
-            |r: sled::Result<(sled::IVec, sled::IVec)>| -> Result<EventId, StoreError> {
-                let (k, _) = r?;
-                EventId::from_bytes(&k[1..]).ok_or(StoreError::Corrupt(EventId::MIN))
-            },
-        ))
+    /// Every index value starting with `prefix`, with its number of events.
+    fn count_prefixed(&self, prefix: &[u8]) -> Result<HashMap<Vec<u8>, u64>, StoreError> {
+        let mut out = HashMap::new();
+        let (runs, purged) = {
+            let ix = crate::read(&self.index);
+            ix.mem.count_prefixed(prefix, &ix.purged, &mut out);
+            (ix.runs.clone(), ix.purged.clone())
+        };
+        for r in &runs {
+            r.count_prefixed(&self.tree, prefix, &purged, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// Events with any of a group's values in the whole store, from the per-value
@@ -505,22 +402,10 @@ impl Store {
             Ok(())
         };
         if groups.is_empty() {
-            // The time range of the store itself: values come with the keys.
-            let start = codec::event_key(EventId::from_u128(lo));
-            let end = codec::event_key(EventId::from_u128(hi));
-            let range = self.tree.range(start..=end);
-            let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if desc {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            };
-            for r in iter {
+            // The time order of the whole store.
+            for id in self.index_ids(ALL, lo, hi, desc) {
                 tick()?;
-                let (k, v) = r?;
-                let Some(id) = EventId::from_bytes(&k[1..]) else {
-                    continue;
-                };
-                let e = codec::decode(id, &v).ok_or(StoreError::Corrupt(id))?;
+                let Some(e) = self.get(id?)? else { continue };
                 if m.matches(&e) && !each(e) {
                     break;
                 }
@@ -610,12 +495,12 @@ impl Store {
         let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
         let mut add = |t: u64| *buckets.entry(t - t % interval).or_default() += 1;
         if f.is_time_only() {
-            // Only keys are needed: no event is decoded.
+            // Only ids are needed: no event is read.
             let Some((lo, hi)) = id_range(f, Order::Asc, None) else {
                 return Ok(Vec::new());
             };
             let mut n = 0u32;
-            for id in self.event_ids(lo, hi) {
+            for id in self.index_ids(ALL, lo, hi, false) {
                 n = n.wrapping_add(1);
                 if n.is_multiple_of(256) {
                     Deadline::check(deadline)?;
@@ -646,24 +531,18 @@ impl Store {
                 counts.extend(self.values(field.clone())?);
             }
             Field::Header(key) if unconstrained && crate::indexed_header(key) => {
-                // Header entries hold the value: counting keys needs no event read.
-                let mut prefix = vec![INDEX, Kind::Header.byte()];
-                prefix.extend_from_slice(codec::index_value(key).as_bytes());
-                prefix.extend_from_slice(codec::HEADER_SEP.to_string().as_bytes());
-                let mut n = 0u32;
-                for r in self.tree.scan_prefix(&prefix) {
-                    n = n.wrapping_add(1);
-                    if n.is_multiple_of(256) {
-                        Deadline::check(deadline)?;
-                    }
-                    let (k, r_v) = r?;
-                    // prefix, value, NUL, 16-byte id
-                    let Some(v) = k.get(prefix.len()..k.len().saturating_sub(17)) else {
-                        continue;
-                    };
+                // Header index values hold the value: counting needs no event read.
+                Deadline::check(deadline)?;
+                let prefix = codec::index_prefix(
+                    Kind::Header,
+                    &format!("{}{}", codec::index_value(key), codec::HEADER_SEP),
+                );
+                let prefix = &prefix[..prefix.len() - 1];
+                for (term, n) in self.count_prefixed(prefix)? {
+                    let v = &term[prefix.len()..term.len().saturating_sub(1)];
                     *counts
                         .entry(String::from_utf8_lossy(v).into_owned())
-                        .or_default() += codec::postings_len(&r_v);
+                        .or_default() += n;
                 }
             }
             _ => {

@@ -435,14 +435,25 @@ async fn subscribers_see_new_events() {
     assert_eq!(&e.body[..], b"ERROR live");
 }
 
-/// Index entries are posting lists per append: appends whose times overlap each other,
-/// spread wider than one list may span, or arrive out of order still give exactly what
-/// a full scan gives, in order both ways and page by page, before and after purges and
-/// across a reopen.
+/// The index is written in runs of events, the newest events indexed in memory:
+/// appends whose times overlap each other, spread over hours or arrive out of order
+/// still give exactly what a full scan gives, in order both ways and page by page,
+/// before and after purges and across a reopen, whether the events are in runs (of 64
+/// here), in memory or both.
 #[test]
-fn posting_lists_answer_exactly_with_overlapping_wide_and_unordered_appends() {
+fn the_index_answers_exactly_with_overlapping_wide_and_unordered_appends() {
+    for run_events in [64, 100_000] {
+        index_answers_exactly(run_events);
+    }
+}
+
+fn index_answers_exactly(run_events: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = open(dir.path());
+    let opts = || StoreOptions {
+        run_events,
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open(dir.path(), opts()).unwrap();
     let mut events = sample(600);
     // Times spread over 5 hours (wider than a list may span), not in append order.
     let mut x = 7u64;
@@ -515,7 +526,11 @@ fn posting_lists_answer_exactly_with_overlapping_wide_and_unordered_appends() {
             if when == "after appends" {
                 assert!(!want.is_empty(), "{f:?} matches something");
             }
-            assert_eq!(ids(&all(store, f, Order::Asc)), want, "{when}: {f:?}");
+            assert_eq!(
+                ids(&all(store, f, Order::Asc)),
+                want,
+                "{when}: {f:?} (runs of {run_events})"
+            );
             let mut desc = ids(&all(store, f, Order::Desc));
             desc.reverse();
             assert_eq!(desc, want, "{when}: {f:?} newest first");
@@ -557,7 +572,7 @@ fn posting_lists_answer_exactly_with_overlapping_wide_and_unordered_appends() {
     assert!(n > 0 && n < before);
     check(&store, "after a purge");
     drop(store);
-    store = open(dir.path());
+    store = Store::open(dir.path(), opts()).unwrap();
     check(&store, "after a reopen");
     store
         .purge_to_size(store.stats().unwrap().stored_bytes / 2)
