@@ -387,7 +387,7 @@ impl<'a> Walk<'a> {
     pub fn new(
         tree: &'a sled::Tree,
         runs: &[Arc<Run>],
-        mem: &Memtable,
+        mems: &[&Memtable],
         purged: &Purged,
         prefix: &[u8],
         lo: u128,
@@ -419,8 +419,10 @@ impl<'a> Walk<'a> {
             last: None,
             failed: false,
         };
-        let ids = mem.ids_of(prefix, lo, hi, purged);
-        w.push_list(ids);
+        for mem in mems {
+            let ids = mem.ids_of(prefix, lo, hi, purged);
+            w.push_list(ids);
+        }
         w
     }
 
@@ -606,7 +608,7 @@ mod tests {
         }
         want.sort();
         let walk = |lo: u128, hi: u128, desc: bool| -> Vec<EventId> {
-            Walk::new(&tree, &runs, &mem, &Purged::default(), p, lo, hi, desc)
+            Walk::new(&tree, &runs, &[&mem], &Purged::default(), p, lo, hi, desc)
                 .map(Result::unwrap)
                 .collect()
         };

@@ -110,11 +110,69 @@ pub struct StoreStats {
     pub newest: Option<u64>,
 }
 
-/// The index in memory: the runs written, the memtable, and what purges deleted.
+/// The index in memory: the runs written, the memtable, the memtable being written
+/// as a run, and what purges deleted.
 struct Index {
     runs: Vec<Arc<Run>>,
     mem: Memtable,
+    sealed: Option<Arc<Memtable>>,
     purged: Purged,
+}
+
+/// Writes full memtables as runs on a thread of its own, so that the append that
+/// fills one (and the sink take behind it) does not wait the few hundred milliseconds
+/// a run takes. One run is written at a time; an append that fills the next memtable
+/// before that waits for it, which bounds the memory held.
+struct RunWriter {
+    tree: sled::Tree,
+    index: Arc<RwLock<Index>>,
+    /// True from a seal until its run is written.
+    busy: Mutex<bool>,
+    done: std::sync::Condvar,
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl RunWriter {
+    /// Writes the sealed memtable (events up to `seq_hi`) as a run. A failed write is
+    /// retried every second while the store is open: queries read the sealed memtable
+    /// meanwhile, and after a close its events are indexed again at open.
+    fn write_sealed(&self, seq_hi: u64) {
+        let sealed = read(&self.index).sealed.clone();
+        if let Some(mem) = sealed {
+            while let Err(e) = self.write(&mem, seq_hi) {
+                tracing::error!(error = %e, "writing an index run failed; retrying in 1 s");
+                if self.closing.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.done.notify_all();
+    }
+
+    fn write(&self, mem: &Memtable, seq_hi: u64) -> Result<(), StoreError> {
+        let purged = read(&self.index).purged.clone();
+        let built = mem.to_run(seq_hi, &purged);
+        let mut b = sled::Batch::default();
+        let mut writes = 1;
+        if let Some((run, blocks)) = &built {
+            for (i, block) in blocks.iter().enumerate() {
+                b.insert(&index::run_key(run.seq_lo, i as u32)[..], &block[..]);
+            }
+            b.insert(&index::run_header_key(run.seq_lo)[..], run.encode());
+            writes += blocks.len() + 1;
+        }
+        b.insert(codec::meta_key(META_COVERED), &seq_hi.to_be_bytes()[..]);
+        self.tree.apply_batch(b)?;
+        free_replaced(writes);
+        let mut ix = write(&self.index);
+        if let Some((run, _)) = built {
+            ix.runs.push(Arc::new(run));
+        }
+        ix.sealed = None;
+        Ok(())
+    }
 }
 
 /// An open store. Share it as `Arc<Store>`; every method takes `&self`.
@@ -129,7 +187,11 @@ pub struct Store {
     next_seq: AtomicU64,
     /// Every event block by its first sequence number.
     blocks: RwLock<BTreeMap<u64, BlockMeta>>,
-    index: RwLock<Index>,
+    index: Arc<RwLock<Index>>,
+    runs: Arc<RunWriter>,
+    /// To the run writer thread: the `seq_hi` of each memtable sealed.
+    seal_tx: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
+    run_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     run_events: usize,
     level_re: Regex,
     tail: tokio::sync::broadcast::Sender<Arc<StoredEvent>>,
@@ -235,16 +297,43 @@ impl Store {
             .max(covered)
             .max(db.generate_id()?);
         let (tail, _) = tokio::sync::broadcast::channel(1024);
+        let index = Arc::new(RwLock::new(Index {
+            runs,
+            mem: Memtable::new(covered),
+            sealed: None,
+            purged,
+        }));
+        let runs = Arc::new(RunWriter {
+            tree: tree.clone(),
+            index: index.clone(),
+            busy: Mutex::new(false),
+            done: std::sync::Condvar::new(),
+            closing: false.into(),
+        });
+        let (seal_tx, seal_rx) = std::sync::mpsc::channel::<u64>();
+        let run_thread = std::thread::Builder::new()
+            .name("store-runs".into())
+            .spawn({
+                let runs = runs.clone();
+                move || {
+                    for seq_hi in seal_rx {
+                        runs.write_sealed(seq_hi);
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
         let store = Store {
             events: AtomicU64::new(events),
             stored_bytes: AtomicU64::new(stored_bytes),
             next_seq: AtomicU64::new(next_seq),
             blocks: RwLock::new(blocks),
-            index: RwLock::new(Index {
-                runs,
-                mem: Memtable::new(covered),
-                purged,
-            }),
+            index,
+            runs,
+            seal_tx: Mutex::new(Some(seal_tx)),
+            run_thread: Mutex::new(Some(run_thread)),
             run_events: opts.run_events.max(1),
             db,
             tree,
@@ -415,11 +504,7 @@ impl Store {
             ix.mem.len() >= self.run_events
         };
         if full {
-            // The events are stored; a run not written now is written at the next
-            // append, or rebuilt from the events at the next open.
-            if let Err(e) = self.write_run() {
-                tracing::error!(error = %e, "writing an index run failed; the index stays in memory");
-            }
+            self.seal();
         }
         drop(_w);
         let ids = stored.iter().map(|e| e.id).collect();
@@ -431,30 +516,28 @@ impl Store {
         Ok(ids)
     }
 
-    /// Writes the memtable as a run and starts a new one. Called holding `write`.
-    fn write_run(&self) -> Result<(), StoreError> {
+    /// Hands the memtable to the run writer and starts a new one, once the run before
+    /// is written. Called holding `write`.
+    fn seal(&self) {
+        let mut busy = self.runs.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = self.runs.done.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        drop(busy);
         let seq_hi = self.next_seq.load(Ordering::Relaxed);
-        let built = {
-            let ix = read(&self.index);
-            ix.mem.to_run(seq_hi, &ix.purged)
+        {
+            let mut ix = write(&self.index);
+            let mem = std::mem::replace(&mut ix.mem, Memtable::new(seq_hi));
+            ix.sealed = Some(Arc::new(mem));
+        }
+        let sent = match &*self.seal_tx.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(tx) => tx.send(seq_hi).is_ok(),
+            None => false,
         };
-        let mut b = sled::Batch::default();
-        let mut writes = 1;
-        if let Some((run, blocks)) = &built {
-            for (i, block) in blocks.iter().enumerate() {
-                b.insert(&index::run_key(run.seq_lo, i as u32)[..], &block[..]);
-            }
-            b.insert(&index::run_header_key(run.seq_lo)[..], run.encode());
-            writes += blocks.len() + 1;
+        if !sent {
+            self.runs.write_sealed(seq_hi);
         }
-        b.insert(codec::meta_key(META_COVERED), &seq_hi.to_be_bytes()[..]);
-        self.apply(b, writes)?;
-        let mut ix = write(&self.index);
-        if let Some((run, _)) = built {
-            ix.runs.push(Arc::new(run));
-        }
-        ix.mem = Memtable::new(seq_hi);
-        Ok(())
     }
 
     /// Indexes again the events from sequence number `covered` on, which were in the
@@ -489,7 +572,7 @@ impl Store {
             let full = ix.mem.len() >= self.run_events;
             drop(ix);
             if full {
-                self.write_run()?;
+                self.seal();
             }
         }
         Ok(())
@@ -604,11 +687,10 @@ impl Store {
     }
 
     pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let first = match read(&self.blocks).range(..=id.seq).next_back() {
-            Some((first, m)) if id.seq <= m.last_seq => *first,
-            _ => return Ok(None),
-        };
-        let Some(v) = self.tree.get(blocks::key(BLOCK, first))? else {
+        // The block is found in the tree, not in `blocks`: a purge step moves a block
+        // it shortens to a new key in one atomic write, which the tree shows at once.
+        let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
+        let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
             return Ok(None);
         };
         let block = Block::parse(&v).ok_or(StoreError::Corrupt(id))?;
@@ -665,8 +747,11 @@ impl Store {
     /// step at a time, so appends and queries go on meanwhile.
     pub fn purge_before(&self, before: u64) -> Result<u64, StoreError> {
         {
-            // Marked first: from now on walks pass over what this purge deletes.
             let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+            if !read(&self.blocks).values().any(|m| m.tmin < before) {
+                return Ok(0);
+            }
+            // Marked first: from now on walks pass over what this purge deletes.
             let mut ix = write(&self.index);
             ix.purged.add(before, self.next_seq.load(Ordering::Relaxed));
             self.tree
@@ -944,6 +1029,26 @@ pub struct Retention {
 pub struct RetentionTask {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Lets the run being written finish (or, when it cannot, leaves its events to be
+/// indexed again at the next open) before the database closes.
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.runs.closing.store(true, Ordering::Relaxed);
+        self.seal_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let thread = self
+            .run_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for RetentionTask {

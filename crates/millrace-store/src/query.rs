@@ -1,7 +1,7 @@
 //! Queries: filters, the plan that picks an index to walk, paging, summaries.
 
 use crate::codec::{self, EventId, Kind, StoredEvent};
-use crate::index::{Walk, ALL};
+use crate::index::{Memtable, Walk, ALL};
 use crate::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -306,8 +306,11 @@ impl Store {
     /// The ids of an index value (`prefix`, see [`codec::index_prefix`]) in `lo..=hi`.
     fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
         let ix = crate::read(&self.index);
+        let mems: Vec<&Memtable> = std::iter::once(&ix.mem)
+            .chain(ix.sealed.as_deref())
+            .collect();
         Box::new(Walk::new(
-            &self.tree, &ix.runs, &ix.mem, &ix.purged, prefix, lo, hi, desc,
+            &self.tree, &ix.runs, &mems, &ix.purged, prefix, lo, hi, desc,
         ))
     }
 
@@ -317,6 +320,9 @@ impl Store {
         let (runs, purged) = {
             let ix = crate::read(&self.index);
             ix.mem.count_prefixed(prefix, &ix.purged, &mut out);
+            if let Some(sealed) = &ix.sealed {
+                sealed.count_prefixed(prefix, &ix.purged, &mut out);
+            }
             (ix.runs.clone(), ix.purged.clone())
         };
         for r in &runs {
