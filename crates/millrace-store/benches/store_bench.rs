@@ -264,6 +264,7 @@ struct Latencies {
 
 impl Latencies {
     fn new(name: &str) -> Latencies {
+        eprintln!("  RSS {} MB before {name}", proc_status_kb("VmRSS:") / 1024);
         Latencies {
             name: name.to_string(),
             samples: Vec::new(),

@@ -362,12 +362,12 @@ impl Run {
     }
 }
 
-/// The ids of one index value in `lo..=hi`, in order, from the memtable and the runs,
-/// without purged ones. Runs are read only when they may hold the next id: a walk for
-/// the newest 100 reads the newest run or two, not all of them.
+/// The ids under any of some index values in `lo..=hi`, in order, from the memtables
+/// and the runs, without purged ones or repeats. Runs are read only when they may hold
+/// the next id: a walk for the newest 100 reads the newest run or two, not all of them.
 pub struct Walk<'a> {
     tree: &'a sled::Tree,
-    prefix: Vec<u8>,
+    prefixes: Vec<Vec<u8>>,
     lo: u128,
     hi: u128,
     desc: bool,
@@ -389,7 +389,7 @@ impl<'a> Walk<'a> {
         runs: &[Arc<Run>],
         mems: &[&Memtable],
         purged: &Purged,
-        prefix: &[u8],
+        prefixes: &[Vec<u8>],
         lo: u128,
         hi: u128,
         desc: bool,
@@ -408,7 +408,7 @@ impl<'a> Walk<'a> {
         }
         let mut w = Walk {
             tree,
-            prefix: prefix.to_vec(),
+            prefixes: prefixes.to_vec(),
             lo,
             hi,
             desc,
@@ -420,8 +420,10 @@ impl<'a> Walk<'a> {
             failed: false,
         };
         for mem in mems {
-            let ids = mem.ids_of(prefix, lo, hi, purged);
-            w.push_list(ids);
+            for p in prefixes {
+                let ids = mem.ids_of(p, lo, hi, purged);
+                w.push_list(ids);
+            }
         }
         w
     }
@@ -449,15 +451,51 @@ impl<'a> Walk<'a> {
     }
 
     fn read(&mut self, run: &Run) -> Result<(), StoreError> {
-        let ids: Vec<u128> = run
-            .ids_of(self.tree, &self.prefix)?
-            .into_iter()
-            .filter(|id| !self.purged.gone(*id))
-            .map(EventId::as_u128)
-            .filter(|id| (self.lo..=self.hi).contains(id))
-            .collect();
-        self.push_list(ids);
+        for p in 0..self.prefixes.len() {
+            let ids: Vec<u128> = run
+                .ids_of(self.tree, &self.prefixes[p])?
+                .into_iter()
+                .filter(|id| !self.purged.gone(*id))
+                .map(EventId::as_u128)
+                .filter(|id| (self.lo..=self.hi).contains(id))
+                .collect();
+            self.push_list(ids);
+        }
         Ok(())
+    }
+
+    /// Moves on to `target`: the next id given is the first at or after it in the
+    /// walk's order. An intersection of walks leaps through the longer ones this way,
+    /// reading only the runs it lands in.
+    pub fn seek(&mut self, target: EventId) {
+        let t = target.as_u128();
+        if self.desc {
+            self.hi = self.hi.min(t);
+        } else {
+            self.lo = self.lo.max(t);
+        }
+        let mut heads = BinaryHeap::with_capacity(self.lists.len());
+        for (i, (ids, taken)) in self.lists.iter_mut().enumerate() {
+            // Ids are ascending; a descending walk takes them from the end.
+            let skip = if self.desc {
+                ids.len() - ids.partition_point(|&x| x <= t)
+            } else {
+                ids.partition_point(|&x| x < t)
+            };
+            *taken = (*taken).max(skip);
+            if *taken < ids.len() {
+                let head = if self.desc {
+                    ids[ids.len() - 1 - *taken]
+                } else {
+                    ids[*taken]
+                };
+                heads.push(Reverse((
+                    if self.desc { u128::MAX - head } else { head },
+                    i,
+                )));
+            }
+        }
+        self.heads = heads;
     }
 
     /// Whether a run not yet read may hold an id that comes before `next`.
@@ -608,9 +646,18 @@ mod tests {
         }
         want.sort();
         let walk = |lo: u128, hi: u128, desc: bool| -> Vec<EventId> {
-            Walk::new(&tree, &runs, &[&mem], &Purged::default(), p, lo, hi, desc)
-                .map(Result::unwrap)
-                .collect()
+            Walk::new(
+                &tree,
+                &runs,
+                &[&mem],
+                &Purged::default(),
+                &[p.to_vec()],
+                lo,
+                hi,
+                desc,
+            )
+            .map(Result::unwrap)
+            .collect()
         };
         assert_eq!(walk(0, u128::MAX, false), want);
         let mut desc = walk(0, u128::MAX, true);
@@ -623,5 +670,44 @@ mod tests {
             .filter(|i| (lo..=hi).contains(&i.as_u128()))
             .collect();
         assert_eq!(walk(lo, hi, false), part);
+        // Seeking lands on the first id at or after the target, both ways.
+        for desc in [false, true] {
+            let mut w = Walk::new(
+                &tree,
+                &runs,
+                &[&mem],
+                &Purged::default(),
+                &[p.to_vec()],
+                0,
+                u128::MAX,
+                desc,
+            );
+            let mut ordered = want.clone();
+            if desc {
+                ordered.reverse();
+            }
+            for k in [3usize, 40, 120, 198] {
+                let target = ordered[k];
+                w.seek(target);
+                assert_eq!(w.next().unwrap().unwrap(), target, "desc {desc}");
+                // Between two ids: the next one in order.
+                let between = if desc {
+                    EventId {
+                        time: target.time,
+                        seq: target.seq.saturating_sub(1),
+                    }
+                } else {
+                    EventId {
+                        time: target.time,
+                        seq: target.seq + 1,
+                    }
+                };
+                if between != ordered[k + 1] {
+                    w.seek(between);
+                    assert_eq!(w.next().unwrap().unwrap(), ordered[k + 1], "desc {desc}");
+                }
+            }
+            assert!(w.next().is_none(), "nothing after the last, desc {desc}");
+        }
     }
 }

@@ -5,7 +5,6 @@ use crate::index::{Memtable, Walk, ALL};
 use crate::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::iter::Peekable;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -237,45 +236,6 @@ impl Estimate {
     }
 }
 
-type IdIter<'a> = Box<dyn Iterator<Item = Result<EventId, StoreError>> + 'a>;
-
-/// Ids in order from several index ranges at once (a union), without repeats.
-struct Merge<'a> {
-    iters: Vec<Peekable<IdIter<'a>>>,
-    desc: bool,
-    last: Option<EventId>,
-}
-
-impl Iterator for Merge<'_> {
-    type Item = Result<EventId, StoreError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let mut best: Option<(usize, EventId)> = None;
-            for (i, it) in self.iters.iter_mut().enumerate() {
-                match it.peek() {
-                    None => {}
-                    Some(Err(_)) => return it.next(),
-                    Some(Ok(id)) => {
-                        let better = match best {
-                            None => true,
-                            Some((_, b)) => (*id < b) != self.desc,
-                        };
-                        if better {
-                            best = Some((i, *id));
-                        }
-                    }
-                }
-            }
-            let (i, id) = best?;
-            self.iters[i].next();
-            if self.last != Some(id) {
-                self.last = Some(id);
-                return Some(Ok(id));
-            }
-        }
-    }
-}
-
 /// The inclusive id range a query covers, or None when it is empty.
 fn id_range(f: &Filter, order: Order, cursor: Option<Cursor>) -> Option<(u128, u128)> {
     let mut lo = EventId {
@@ -303,15 +263,16 @@ fn id_range(f: &Filter, order: Order, cursor: Option<Cursor>) -> Option<(u128, u
 }
 
 impl Store {
-    /// The ids of an index value (`prefix`, see [`codec::index_prefix`]) in `lo..=hi`.
-    fn index_ids(&self, prefix: &[u8], lo: u128, hi: u128, desc: bool) -> IdIter<'_> {
+    /// The ids under any of some index values (`prefixes`, see [`codec::index_prefix`])
+    /// in `lo..=hi`.
+    fn index_ids(&self, prefixes: &[Vec<u8>], lo: u128, hi: u128, desc: bool) -> Walk<'_> {
         let ix = crate::read(&self.index);
         let mems: Vec<&Memtable> = std::iter::once(&ix.mem)
             .chain(ix.sealed.as_deref())
             .collect();
-        Box::new(Walk::new(
-            &self.tree, &ix.runs, &mems, &ix.purged, prefix, lo, hi, desc,
-        ))
+        Walk::new(
+            &self.tree, &ix.runs, &mems, &ix.purged, prefixes, lo, hi, desc,
+        )
     }
 
     /// Every index value starting with `prefix`, with its number of events.
@@ -409,7 +370,7 @@ impl Store {
         };
         if groups.is_empty() {
             // The time order of the whole store.
-            for id in self.index_ids(ALL, lo, hi, desc) {
+            for id in self.index_ids(&[ALL.to_vec()], lo, hi, desc) {
                 tick()?;
                 let Some(e) = self.get(id?)? else { continue };
                 if m.matches(&e) && !each(e) {
@@ -422,13 +383,11 @@ impl Store {
         for (i, g) in groups.iter().enumerate() {
             let cap = best.map(|(_, b)| b.in_range).unwrap_or(ESTIMATE_CAP);
             let mut n = 0;
-            'count: for p in g {
-                for r in self.index_ids(p, lo, hi, false) {
-                    r?;
-                    n += 1;
-                    if n >= cap {
-                        break 'count;
-                    }
+            for r in self.index_ids(g, lo, hi, false) {
+                r?;
+                n += 1;
+                if n >= cap {
+                    break;
                 }
             }
             if n == 0 {
@@ -443,18 +402,31 @@ impl Store {
                 best = Some((i, e));
             }
         }
-        let driver = &groups[best.map(|(i, _)| i).unwrap_or(0)];
-        let merge = Merge {
-            iters: driver
-                .iter()
-                .map(|p| self.index_ids(p, lo, hi, desc).peekable())
-                .collect(),
-            desc,
-            last: None,
-        };
-        for id in merge {
+        let driver = best.map(|(i, _)| i).unwrap_or(0);
+        // The other conditions are checked on the ids first: each walk leaps to the
+        // driver's id, so an event is read only when every index has it.
+        let mut others: Vec<(Walk<'_>, Option<EventId>)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != driver)
+            .map(|(_, g)| (self.index_ids(g, lo, hi, desc), None))
+            .collect();
+        let before = |a: EventId, b: EventId| if desc { a > b } else { a < b };
+        'ids: for id in self.index_ids(&groups[driver], lo, hi, desc) {
             tick()?;
             let id = id?;
+            for (walk, at) in others.iter_mut() {
+                if at.is_none_or(|a| before(a, id)) {
+                    walk.seek(id);
+                    *at = walk.next().transpose()?;
+                }
+                match *at {
+                    // This index has nothing at or after the id: no more matches.
+                    None => return Ok(()),
+                    Some(a) if a != id => continue 'ids,
+                    Some(_) => {}
+                }
+            }
             // An index entry whose event is gone (purged meanwhile) is passed over.
             let Some(e) = self.get(id)? else { continue };
             if m.matches(&e) && !each(e) {
@@ -506,7 +478,7 @@ impl Store {
                 return Ok(Vec::new());
             };
             let mut n = 0u32;
-            for id in self.index_ids(ALL, lo, hi, false) {
+            for id in self.index_ids(&[ALL.to_vec()], lo, hi, false) {
                 n = n.wrapping_add(1);
                 if n.is_multiple_of(256) {
                     Deadline::check(deadline)?;
