@@ -1,8 +1,13 @@
 //! Event records, kept a block at a time: each append writes its events as blocks of
 //! up to [`BLOCK_EVENTS`], one sled key each, keyed by the sequence number of the
 //! block's first event. sled pays per key written (it copies the tree node a key lands
-//! in), so one key per event capped ingest near 60,000 events/s on its own; a block of
-//! 256 events costs about as much as one event did.
+//! in), so one key per event capped ingest near 60,000 events/s on its own.
+//!
+//! Blocks stay small on purpose. sled stores a tree node of more than a quarter of its
+//! 512 KB segment as a separate blob, and its page cache does not hold such nodes to
+//! `cache_capacity`: with blocks of 256 events (about 80 KB), a server's memory grew
+//! with every block a query read, to 4.3 GB after queries over 10 million events. With
+//! 16 (about 5 KB) it stays near the cache size.
 //!
 //! A block's value is a table then the records:
 //! `n` (u32 BE), then per event `seq` (u64 BE), `time` (u64 BE), `end` (u32 BE, where
@@ -12,16 +17,16 @@
 //!
 //! Each block has a summary under its own key (`B` first seq): its last sequence
 //! number, event count, oldest and newest time and stored bytes. The summaries are
-//! small and read whole at open: they locate an event's block from its sequence
-//! number, give the store's oldest and newest time, and tell a purge which blocks hold
-//! events older than its time.
+//! small and read whole at open: they give the store's oldest and newest time, tell a
+//! purge which blocks hold events older than its time, and give the next sequence
+//! number.
 
 use crate::codec::EventId;
 
 pub const BLOCK: u8 = b'b';
 pub const BLOCK_META: u8 = b'B';
 /// Events per block at most.
-pub const BLOCK_EVENTS: usize = 256;
+pub const BLOCK_EVENTS: usize = 16;
 const ENTRY: usize = 20;
 
 pub fn key(tag: u8, first_seq: u64) -> [u8; 9] {

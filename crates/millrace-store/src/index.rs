@@ -26,8 +26,8 @@ use std::sync::Arc;
 pub const RUN: u8 = b'r';
 pub const RUN_HEADER: u8 = b'R';
 /// Index blocks of a run are cut once they reach this size; one value with a long list
-/// makes a longer block.
-pub const RUN_BLOCK_BYTES: usize = 32 * 1024;
+/// makes a longer block. Small for the reason event blocks are (see [`crate::blocks`]).
+pub const RUN_BLOCK_BYTES: usize = 4 * 1024;
 /// The index prefix every event is in: the time order of the whole store.
 pub const ALL: &[u8] = b"ia\0";
 
