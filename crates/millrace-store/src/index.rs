@@ -618,6 +618,17 @@ mod tests {
         EventId { time, seq }
     }
 
+    fn scratch_tree() -> (tempfile::TempDir, sled::Db, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .temporary(true)
+            .path(dir.path())
+            .open()
+            .unwrap();
+        let tree = db.open_tree("t").unwrap();
+        (dir, db, tree)
+    }
+
     #[test]
     fn purges_pass_over_what_they_deleted_and_not_later_backfills() {
         let mut p = Purged::default();
@@ -664,13 +675,7 @@ mod tests {
         let (run, blocks) = m.to_run(3000, &Purged::default()).unwrap();
         assert!(blocks.len() > 2, "{} blocks", blocks.len());
         assert_eq!((run.events, run.tmin, run.tmax), (3000, 1000, 1499));
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new()
-            .temporary(true)
-            .path(dir.path())
-            .open()
-            .unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let (_dir, _db, tree) = scratch_tree();
         for (i, b) in blocks.iter().enumerate() {
             tree.insert(run_key(0, i as u32), &b[..]).unwrap();
         }
@@ -692,13 +697,7 @@ mod tests {
 
     #[test]
     fn walks_merge_runs_and_memtable_in_order_both_ways() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new()
-            .temporary(true)
-            .path(dir.path())
-            .open()
-            .unwrap();
-        let tree = db.open_tree("t").unwrap();
+        let (_dir, _db, tree) = scratch_tree();
         let p = b"ih web\0";
         let mut runs = Vec::new();
         let mut want = Vec::new();
