@@ -132,11 +132,23 @@ struct RunWriter {
     closing: std::sync::atomic::AtomicBool,
 }
 
+/// Marks the run writer free when dropped.
+struct SealDone<'a>(&'a RunWriter);
+
+impl Drop for SealDone<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.done.notify_all();
+    }
+}
+
 impl RunWriter {
     /// Writes the sealed memtable (events up to `seq_hi`) as a run. A failed write is
     /// retried every second while the store is open: queries read the sealed memtable
     /// meanwhile, and after a close its events are indexed again at open.
     fn write_sealed(&self, seq_hi: u64) {
+        // Even if writing panics, the next seal must not wait for this one forever.
+        let _done = SealDone(self);
         let sealed = read(&self.index).sealed.clone();
         if let Some(mem) = sealed {
             while let Err(e) = self.write(&mem, seq_hi) {
@@ -147,8 +159,6 @@ impl RunWriter {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.done.notify_all();
     }
 
     fn write(&self, mem: &Memtable, seq_hi: u64) -> Result<(), StoreError> {
