@@ -18,6 +18,9 @@
 //! DEBUG 15%, WARN 10%, ERROR 4.5%, FATAL 0.5%; messages come from 30 templates with
 //! user ids, order numbers, durations and addresses filled in. Each batch is appended
 //! and then flushed, as the store sink does before it commits its take.
+//!
+//! Besides the tables on stdout, it prints RSS to stderr before each query, so that a
+//! query whose reads grow memory shows.
 
 use millrace_core::Event;
 use millrace_store::time::format_rfc3339;
@@ -678,7 +681,7 @@ fn main() {
         hwm_ingest as f64 / 1024.0
     );
     println!(
-        "| reopen (indexing again the events not yet in a run) | {:.2} s |",
+        "| reopen (sled's recovery, block summaries, events not yet in a run indexed again) | {:.2} s |",
         reopen.as_secs_f64()
     );
     println!();

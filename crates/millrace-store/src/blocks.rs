@@ -75,6 +75,24 @@ impl BlockMeta {
     }
 }
 
+/// Adds a block of `events` (ascending sequence numbers, at least one) and its summary
+/// to `b`; `bytes` is their share of `stored_bytes`. Returns the block's first
+/// sequence number and its summary.
+pub fn put(b: &mut sled::Batch, events: &[(EventId, &[u8])], bytes: u64) -> (u64, BlockMeta) {
+    let times = || events.iter().map(|(id, _)| id.time);
+    let meta = BlockMeta {
+        last_seq: events[events.len() - 1].0.seq,
+        events: events.len() as u32,
+        tmin: times().min().unwrap_or(0),
+        tmax: times().max().unwrap_or(0),
+        bytes,
+    };
+    let first = events[0].0.seq;
+    b.insert(&key(BLOCK, first)[..], encode(events));
+    b.insert(&key(BLOCK_META, first)[..], &meta.encode()[..]);
+    (first, meta)
+}
+
 /// The value of a block of `events` (ascending sequence numbers) with their records.
 pub fn encode(events: &[(EventId, &[u8])]) -> Vec<u8> {
     let data: usize = events.iter().map(|(_, r)| r.len()).sum();

@@ -146,15 +146,11 @@ pub fn index_value(v: &str) -> String {
     v[..end].replace('\0', "\u{1}")
 }
 
-/// `i kind value \0`: every entry of one indexed value starts with this.
+/// `i kind value \0`: the index key of a value, of [`index_value`].
 pub fn index_prefix(kind: Kind, value: &str) -> Vec<u8> {
-    let v = index_value(value);
-    let mut k = Vec::with_capacity(v.len() + 3 + 16);
-    k.push(INDEX);
-    k.push(kind.byte());
-    k.extend_from_slice(v.as_bytes());
-    k.push(0);
-    k
+    let mut t = Terms::default();
+    t.push(kind, value);
+    t.buf
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -178,8 +174,9 @@ fn get_varint(b: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// A posting list of `ids` (ascending, without repeats; the first is kept apart): for each id after the first, the varint of its time less the previous
-/// time, then the varint of its seq less the previous seq (wrapping, zigzag).
+/// A posting list of `ids` (ascending, without repeats; the first is kept apart): for
+/// each id after the first, the varint of its time less the previous time, then the
+/// varint of its seq less the previous seq (wrapping, zigzag).
 pub fn encode_postings(ids: &[EventId]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ids.len().saturating_sub(1) * 3);
     for w in ids.windows(2) {
@@ -274,7 +271,8 @@ impl Terms {
         &self.buf[a..b]
     }
 
-    /// Adds the prefix of `value` of `kind`, as [`index_prefix`] makes it.
+    /// Adds the prefix of `value` of `kind`: [`INDEX`], the kind, [`index_value`] of
+    /// the value (as it is unless too long or holding a NUL), NUL.
     pub fn push(&mut self, kind: Kind, value: &str) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[INDEX, kind.byte()]);

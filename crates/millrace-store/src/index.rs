@@ -117,7 +117,9 @@ impl Memtable {
         }
     }
 
-    fn sorted(&self, list: &[u32], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
+    /// The ids under `prefix` in `lo..=hi`, ascending, without purged ones.
+    pub fn ids_of(&self, prefix: &[u8], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
+        let list = self.terms.get(prefix).map_or(&[][..], Vec::as_slice);
         let mut ids: Vec<u128> = list
             .iter()
             .map(|&i| self.ids[i as usize])
@@ -127,14 +129,6 @@ impl Memtable {
             .collect();
         ids.sort_unstable();
         ids
-    }
-
-    /// The ids under `prefix` in `lo..=hi`, ascending, without purged ones.
-    pub fn ids_of(&self, prefix: &[u8], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
-        match self.terms.get(prefix) {
-            Some(list) => self.sorted(list, lo, hi, purged),
-            None => Vec::new(),
-        }
     }
 
     /// Every value starting with `prefix`, with its number of (not purged) events.

@@ -79,8 +79,8 @@ pub struct StoreOptions {
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
     /// Events indexed in memory before the index of them is written as a run. More
-    /// means fewer runs for a query to visit and more memory (about 250 bytes per
-    /// event) and reindexing at open after a crash.
+    /// means fewer runs for a query to visit, and more memory and more events to index
+    /// again at open after a crash.
     pub run_events: usize,
 }
 
@@ -174,8 +174,7 @@ impl RunWriter {
             writes += blocks.len() + 1;
         }
         b.insert(codec::meta_key(META_COVERED), &seq_hi.to_be_bytes()[..]);
-        self.tree.apply_batch(b)?;
-        free_replaced(writes);
+        apply(&self.tree, b, writes)?;
         let mut ix = write(&self.index);
         if let Some((run, _)) = built {
             ix.runs.push(Arc::new(run));
@@ -235,6 +234,14 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// kept so that `--max-store-bytes` means the same whatever the layout).
 fn event_bytes(record: &[u8], prefixes: &[Vec<u8>]) -> u64 {
     17 + record.len() as u64 + prefixes.iter().map(|p| p.len() as u64 + 16).sum::<u64>()
+}
+
+/// Applies one sled batch of `writes` inserts and removes, then frees the tree nodes it
+/// replaced (see [`free_replaced`]).
+fn apply(tree: &sled::Tree, b: sled::Batch, writes: usize) -> Result<(), sled::Error> {
+    tree.apply_batch(b)?;
+    free_replaced(writes);
+    Ok(())
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -482,17 +489,8 @@ impl Store {
                 .zip(&records[at..])
                 .map(|(e, r)| (e.id, &r[..]))
                 .collect();
-            let meta = BlockMeta {
-                last_seq: chunk[chunk.len() - 1].id.seq,
-                events: chunk.len() as u32,
-                tmin: chunk.iter().map(|e| e.id.time).min().unwrap_or(0),
-                tmax: chunk.iter().map(|e| e.id.time).max().unwrap_or(0),
-                bytes: sizes[at..at + chunk.len()].iter().sum(),
-            };
-            let first = chunk[0].id.seq;
-            b.insert(&blocks::key(BLOCK, first)[..], blocks::encode(&entries));
-            b.insert(&blocks::key(BLOCK_META, first)[..], &meta.encode()[..]);
-            metas.push((first, meta));
+            let bytes = sizes[at..at + chunk.len()].iter().sum();
+            metas.push(blocks::put(&mut b, &entries, bytes));
         }
         let bytes: u64 = sizes.iter().sum();
         let writes = 2 + 2 * metas.len() + counts.len();
@@ -507,8 +505,8 @@ impl Store {
         self.events.store(events, Ordering::Relaxed);
         self.stored_bytes.store(total, Ordering::Relaxed);
         write(&self.blocks).extend(metas);
+        let ids: Vec<EventId> = stored.iter().map(|e| e.id).collect();
         let full = {
-            let ids: Vec<EventId> = stored.iter().map(|e| e.id).collect();
             let mut ix = write(&self.index);
             ix.mem.add_batch(&ids, postings);
             ix.mem.len() >= self.run_events
@@ -517,7 +515,6 @@ impl Store {
             self.seal();
         }
         drop(_w);
-        let ids = stored.iter().map(|e| e.id).collect();
         if self.tail.receiver_count() > 0 {
             for e in stored {
                 let _ = self.tail.send(e);
@@ -623,19 +620,11 @@ impl Store {
                     }
                 }
             }
-            if let Some((first, _)) = recs.first() {
+            if !recs.is_empty() {
                 let entries: Vec<(EventId, &[u8])> =
                     recs.iter().map(|(id, v)| (*id, &v[..])).collect();
-                let meta = BlockMeta {
-                    last_seq: recs[recs.len() - 1].0.seq,
-                    events: recs.len() as u32,
-                    tmin: recs.iter().map(|r| r.0.time).min().unwrap_or(0),
-                    tmax: recs.iter().map(|r| r.0.time).max().unwrap_or(0),
-                    bytes,
-                };
-                b.insert(&blocks::key(BLOCK, first.seq)[..], blocks::encode(&entries));
-                b.insert(&blocks::key(BLOCK_META, first.seq)[..], &meta.encode()[..]);
-                write(&self.blocks).insert(first.seq, meta);
+                let (first, meta) = blocks::put(&mut b, &entries, bytes);
+                write(&self.blocks).insert(first, meta);
             }
             self.apply(b, chunk.len() + 2)?;
         }
@@ -655,12 +644,8 @@ impl Store {
         Ok(())
     }
 
-    /// Applies one sled batch of `writes` inserts and removes, then frees the tree nodes
-    /// it replaced (see [`free_replaced`]).
     fn apply(&self, b: sled::Batch, writes: usize) -> Result<(), sled::Error> {
-        self.tree.apply_batch(b)?;
-        free_replaced(writes);
-        Ok(())
+        apply(&self.tree, b, writes)
     }
 
     fn apply_counts(
@@ -856,19 +841,11 @@ impl Store {
                 }
             }
             new_metas.push((first, None));
-            if let Some((head, _)) = kept.first() {
-                let meta = BlockMeta {
-                    last_seq: kept[kept.len() - 1].0.seq,
-                    events: kept.len() as u32,
-                    tmin: kept.iter().map(|k| k.0.time).min().unwrap_or(0),
-                    tmax: kept.iter().map(|k| k.0.time).max().unwrap_or(0),
-                    bytes: kept_bytes,
-                };
+            if !kept.is_empty() {
                 // A later insert of the same key in the batch overrides its remove.
-                b.insert(&blocks::key(BLOCK, head.seq)[..], blocks::encode(&kept));
-                b.insert(&blocks::key(BLOCK_META, head.seq)[..], &meta.encode()[..]);
+                let (head, meta) = blocks::put(&mut b, &kept, kept_bytes);
                 writes += 2;
-                new_metas.push((head.seq, Some(meta)));
+                new_metas.push((head, Some(meta)));
             }
         }
         writes += counts.len();

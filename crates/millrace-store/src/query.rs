@@ -511,10 +511,7 @@ impl Store {
             Field::Header(key) if unconstrained && crate::indexed_header(key) => {
                 // Header index values hold the value: counting needs no event read.
                 Deadline::check(deadline)?;
-                let prefix = codec::index_prefix(
-                    Kind::Header,
-                    &format!("{}{}", codec::index_value(key), codec::HEADER_SEP),
-                );
+                let prefix = codec::index_prefix(Kind::Header, &codec::header_value(key, ""));
                 let prefix = &prefix[..prefix.len() - 1];
                 for (term, n) in self.count_prefixed(prefix)? {
                     let v = &term[prefix.len()..term.len().saturating_sub(1)];
