@@ -396,6 +396,7 @@ fn hdfs_restart_and_agent_crash_lose_nothing_and_leave_no_tmp() {
     // The agent is killed with a file open; the next start recovers that file.
     agent.signal(libc::SIGKILL);
     let _ = agent.child.wait();
+    let first_run = agent.log_text();
     assert!(
         !in_use(&url, "/crash").is_empty(),
         "the kill left no open file to recover"
@@ -417,7 +418,9 @@ fn hdfs_restart_and_agent_crash_lose_nothing_and_leave_no_tmp() {
         let held: Vec<String> = agent
             .log_text()
             .lines()
-            .filter(|l| l.contains("recovering a file left open") || l.contains("file given up"))
+            .filter(|l| {
+                l.contains("recovering a file left open") || l.contains("will be recovered")
+            })
             .filter_map(|l| l.split("file=").nth(1)?.split_whitespace().next())
             .map(str::to_string)
             .collect();
@@ -433,7 +436,7 @@ fn hdfs_restart_and_agent_crash_lose_nothing_and_leave_no_tmp() {
     assert!(agent.terminate(Duration::from_secs(60)).success());
     assert!(
         in_use(&url, "/crash").is_empty(),
-        "in-use files left after stop: {:?}\n{}",
+        "in-use files left after stop: {:?}\nfirst run:\n{first_run}\nsecond run:\n{}",
         in_use(&url, "/crash"),
         agent.log_text()
     );

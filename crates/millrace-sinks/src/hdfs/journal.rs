@@ -36,6 +36,11 @@ impl Journal {
         }
     }
 
+    #[cfg(test)]
+    pub fn at(path: PathBuf) -> Journal {
+        Journal { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -14,8 +14,10 @@
 //! closes it) and renames it to its final name, retrying every `hdfs.retryInterval`.
 //! The retried batch goes to fresh files, so a recovered file never gains events
 //! after a gap. The names of files open or awaiting recovery are kept in a small
-//! journal on local disk, so a sink killed mid-file recovers those files when it
-//! starts again instead of leaving `.tmp` files behind.
+//! journal on local disk, written before each create is sent, so a sink killed
+//! mid-file recovers those files when it starts again instead of leaving `.tmp` files
+//! behind. A create that failed without a definite answer may have made its file, so
+//! its name is handed to recovery as well.
 
 mod config;
 mod escape;
@@ -171,14 +173,15 @@ impl HdfsSink {
         self.save_journal_with(None);
     }
 
-    /// Saves the journal, counting `extra`, a file held outside the map.
-    fn save_journal_with(&self, extra: Option<&OpenFile>) {
+    /// Saves the journal, counting `extra`, an in-use and target name held outside
+    /// the map: a file being created, or one out of the map while it is written.
+    fn save_journal_with(&self, extra: Option<(&str, &str)>) {
         let mut entries: Vec<(String, String)> = self
             .files
             .values()
             .map(|f| (f.in_use.clone(), f.target.clone()))
             .collect();
-        entries.extend(extra.map(|f| (f.in_use.clone(), f.target.clone())));
+        entries.extend(extra.map(|(a, b)| (a.to_string(), b.to_string())));
         entries.extend(
             self.pending
                 .iter()
@@ -208,14 +211,32 @@ impl HdfsSink {
         if let Some(r) = self.cfg.replication {
             opts = opts.replication(r);
         }
-        let writer = match self
-            .call(&format!("creating {in_use}"), client.create(&in_use, opts))
-            .await
-        {
-            Ok(w) => w,
-            Err(e) => {
+        // The name is journaled before the namenode is asked, so a kill at any point
+        // after the request leaves the file recorded for the next start.
+        self.save_journal_with(Some((&in_use, &target)));
+        let created =
+            tokio::time::timeout(self.cfg.call_timeout, client.create(&in_use, opts)).await;
+        let writer = match created {
+            Ok(Ok(w)) => w,
+            failed => {
                 inc(&self.counters.connection_failed);
-                return Err(e);
+                let err = match &failed {
+                    Ok(Err(e)) => format!("creating {in_use}: {e}"),
+                    _ => format!(
+                        "creating {in_use}: no answer within hdfs.callTimeout ({} ms)",
+                        self.cfg.call_timeout.as_millis()
+                    ),
+                };
+                // A create that timed out or failed mid-call may have reached the
+                // namenode, leaving an in-use file under our lease that nothing else
+                // would ever close. Recovery checks and closes it, or drops the name
+                // if it does not exist.
+                if !matches!(&failed, Ok(Err(e)) if create_never_happened(e)) {
+                    tracing::warn!(sink = %self.name, file = %in_use, "{err}; the file, if the namenode made it, will be recovered and renamed");
+                    self.pending.push(Pending::new(in_use, target));
+                }
+                self.save_journal();
+                return Err(err);
             }
         };
         inc(&self.counters.connection_created);
@@ -326,6 +347,10 @@ impl HdfsSink {
 
     /// One attempt at each pending recovery that is due, or at every one with `all`
     /// (a stopping sink's last chances). A file is due at once when it is given up.
+    /// The round ends at the first failure: while the namenode is unreachable every
+    /// call waits out hdfs.callTimeout, and a long outage can leave many names
+    /// pending, so the sink waits for one of them per round, not all. The failed name
+    /// goes to the back, so a file that keeps failing does not hold up the others.
     async fn retry_pending(&mut self, all: bool) {
         if self.pending.is_empty() {
             return;
@@ -335,17 +360,22 @@ impl HdfsSink {
         };
         let now = Instant::now();
         let mut keep = Vec::new();
+        let mut stopped = false;
+        let mut to_back = None;
         for mut p in std::mem::take(&mut self.pending) {
-            if p.next_try > now && !all {
+            if stopped || (p.next_try > now && !all) {
                 keep.push(p);
                 continue;
             }
             p.tries += 1;
             match self.recover(&client, &p).await {
-                Ok(true) => {
+                Ok(Recovery::Renamed) => {
                     tracing::info!(sink = %self.name, file = %p.target, "recovered and renamed");
                 }
-                Ok(false) => {
+                Ok(Recovery::Absent) => {
+                    tracing::debug!(sink = %self.name, file = %p.in_use, "nothing to recover: the file does not exist");
+                }
+                Ok(Recovery::InProgress) => {
                     p.recovering += 1;
                     p.next_try = now + recovery_wait(p.recovering);
                     if p.recovering == 1 {
@@ -356,6 +386,7 @@ impl HdfsSink {
                     keep.push(p);
                 }
                 Err(e) => {
+                    stopped = true;
                     let limit = self.cfg.close_tries;
                     if (limit > 0 && p.tries >= limit) || self.cfg.retry_interval.is_zero() {
                         tracing::error!(sink = %self.name, file = %p.in_use, "giving up on closing and renaming after {} tries: {e}; rename it by hand once its lease is released", p.tries);
@@ -363,20 +394,21 @@ impl HdfsSink {
                         tracing::warn!(sink = %self.name, file = %p.in_use, "recovery failed, retrying in {:?}: {e}", self.cfg.retry_interval);
                         p.recovering = 0;
                         p.next_try = now + self.cfg.retry_interval;
-                        keep.push(p);
+                        to_back = Some(p);
                     }
                 }
             }
         }
+        keep.extend(to_back);
         self.pending = keep;
         self.save_journal();
     }
 
-    /// Ok(true) once the file is closed under its final name (or never existed);
-    /// Ok(false) while the namenode is recovering its last block. A file is not renamed
-    /// before it is closed: readers of an open file fail with "Cannot obtain block
-    /// length", and jobs reading the final names should never meet one.
-    async fn recover(&self, client: &Client, p: &Pending) -> Result<bool, String> {
+    /// Whether the file is closed under its final name, never existed, or is still
+    /// having its last block recovered by the namenode. A file is not renamed before
+    /// it is closed: readers of an open file fail with "Cannot obtain block length",
+    /// and jobs reading the final names should never meet one.
+    async fn recover(&self, client: &Client, p: &Pending) -> Result<Recovery, String> {
         let exists = self
             .call(&format!("looking up {}", p.in_use), async {
                 match client.get_file_info(&p.in_use).await {
@@ -387,7 +419,7 @@ impl HdfsSink {
             })
             .await?;
         if !exists {
-            return Ok(true);
+            return Ok(Recovery::Absent);
         }
         let closed = self
             .call(
@@ -396,10 +428,10 @@ impl HdfsSink {
             )
             .await?;
         if !closed {
-            return Ok(false);
+            return Ok(Recovery::InProgress);
         }
         self.rename(client, &p.in_use, &p.target).await?;
-        Ok(true)
+        Ok(Recovery::Renamed)
     }
 
     /// Closes files whose rollInterval or idleTimeout has passed. Failures go to
@@ -472,9 +504,7 @@ impl HdfsSink {
                     if self.files.len() >= self.cfg.max_open_files {
                         self.close_least_used().await;
                     }
-                    let f = self.open(&dir, &prefix).await?;
-                    self.save_journal_with(Some(&f));
-                    f
+                    self.open(&dir, &prefix).await?
                 }
             };
             let mut run: Vec<&Event> = Vec::with_capacity(events.len());
@@ -484,7 +514,6 @@ impl HdfsSink {
                     run.clear();
                     self.close_file(f).await?;
                     f = self.open(&dir, &prefix).await?;
-                    self.save_journal_with(Some(&f));
                 }
                 run.push(e);
                 f.events += 1;
@@ -606,9 +635,107 @@ impl Sink for HdfsSink {
     }
 }
 
+enum Recovery {
+    Renamed,
+    Absent,
+    InProgress,
+}
+
+/// Errors that prove a create never made a file: the namenode refused the
+/// connection, or answered with a definite refusal. Anything else (a timeout, a
+/// dropped connection, a failed RPC) leaves the file possibly created.
+fn create_never_happened(e: &HdfsError) -> bool {
+    match e {
+        HdfsError::IOError(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        HdfsError::AlreadyExists(_)
+        | HdfsError::InvalidPath(_)
+        | HdfsError::InvalidArgument(_)
+        | HdfsError::IsADirectoryError(_) => true,
+        _ => false,
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_core::Props;
+
+    /// A namenode that accepts connections and never answers: every call times out,
+    /// as one does when the namenode restarts mid-request.
+    #[tokio::test]
+    async fn a_create_without_an_answer_is_journaled_and_handed_to_recovery() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let path = format!("hdfs://127.0.0.1:{port}/logs");
+        let p = Props::from_pairs(&[
+            ("hdfs.path", path.as_str()),
+            ("hdfs.fileType", "DataStream"),
+            ("hdfs.callTimeout", "300"),
+        ]);
+        let cfg = HdfsSinkConfig::from_props(&p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = HdfsSink::new("k1", cfg, Arc::new(SinkCounters::default()));
+        sink.journal = Journal::at(dir.path().join("k1.open"));
+
+        let err = sink
+            .deliver(&[Event::from_body("e0")])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hdfs.callTimeout"), "{err}");
+        let journaled = sink.journal.load();
+        assert_eq!(journaled.len(), 1, "{journaled:?}");
+        let (in_use, target) = &journaled[0];
+        assert!(in_use.starts_with("/logs/FlumeData.") && in_use.ends_with(".tmp"));
+        assert_eq!(format!("{target}.tmp"), *in_use);
+        assert_eq!(sink.pending.len(), 1);
+        assert_eq!(sink.pending[0].in_use, *in_use);
+        assert_eq!(
+            sink.counters
+                .connection_failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    /// Three names wait for recovery while the namenode does not answer: a round
+    /// makes one attempt, not three calls of hdfs.callTimeout each.
+    #[tokio::test]
+    async fn a_round_of_recovery_stops_at_the_first_unanswered_call() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let path = format!("hdfs://127.0.0.1:{port}/logs");
+        let p = Props::from_pairs(&[("hdfs.path", path.as_str()), ("hdfs.callTimeout", "200")]);
+        let cfg = HdfsSinkConfig::from_props(&p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = HdfsSink::new("k1", cfg, Arc::new(SinkCounters::default()));
+        sink.journal = Journal::at(dir.path().join("k1.open"));
+        for n in 1..=3 {
+            let target = format!("/logs/FlumeData.{n}");
+            sink.pending
+                .push(Pending::new(format!("{target}.tmp"), target));
+        }
+
+        let tries = |sink: &HdfsSink| -> Vec<(String, u32)> {
+            sink.pending
+                .iter()
+                .map(|p| (p.target.clone(), p.tries))
+                .collect()
+        };
+        let f = |n: u32, tries: u32| (format!("/logs/FlumeData.{n}"), tries);
+
+        sink.retry_pending(false).await;
+        assert_eq!(tries(&sink), vec![f(2, 0), f(3, 0), f(1, 1)]);
+        assert_eq!(sink.journal.load().len(), 3, "every name stays journaled");
+        // At stop every name is due; still one call per round, the next name first.
+        sink.retry_pending(true).await;
+        assert_eq!(tries(&sink), vec![f(3, 0), f(1, 1), f(2, 1)]);
+    }
 }
