@@ -285,20 +285,32 @@ impl Terms {
         self.spans.push((start, self.buf.len()));
     }
 
+    fn push_ascii_token(&mut self, w: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[INDEX, Kind::Token.byte()]);
+        self.buf.extend(w.iter().map(u8::to_ascii_lowercase));
+        self.buf.push(0);
+        self.spans.push((start, self.buf.len()));
+    }
+
     /// Adds the prefixes of the words of `body` that the token index holds (the words
     /// of [`body_tokens`]; a word seen twice is added twice).
     pub fn push_tokens(&mut self, body: &[u8]) {
+        // Most log lines are ASCII; their words split on bytes, with no decoding.
+        if body.is_ascii() {
+            for w in body.split(|b| !b.is_ascii_alphanumeric()) {
+                if (2..=64).contains(&w.len()) {
+                    self.push_ascii_token(w);
+                }
+            }
+            return;
+        }
         let text = String::from_utf8_lossy(body);
         for w in text.split(|c: char| !c.is_alphanumeric()) {
             if w.is_ascii() {
-                if !(2..=64).contains(&w.len()) {
-                    continue;
+                if (2..=64).contains(&w.len()) {
+                    self.push_ascii_token(w.as_bytes());
                 }
-                let start = self.buf.len();
-                self.buf.extend_from_slice(&[INDEX, Kind::Token.byte()]);
-                self.buf.extend(w.bytes().map(|b| b.to_ascii_lowercase()));
-                self.buf.push(0);
-                self.spans.push((start, self.buf.len()));
             } else if !w.is_empty() {
                 let w = w.to_lowercase();
                 if indexed_word(&w) {
@@ -475,11 +487,16 @@ mod tests {
 
     #[test]
     fn terms_are_the_index_prefixes_of_the_body_tokens() {
+        // Words of 64 and 65 characters: the longest indexed, and one too long.
+        let ascii_edges = format!("{} {} {}", "a".repeat(64), "B".repeat(65), "c".repeat(63));
+        let ascii_edges = ascii_edges.into_bytes();
         for body in [
             &b"ERROR [orders] Payment failed: payment x a1 A1 \xff Stra\xc3\x9fe \xc3\x84rger \xc3\xa4rger"[..],
             b"",
             b"x",
             b"aa aa aa",
+            b"GET /api/v1/Orders?id=42&user=U-9 took 12ms; trace=00AB12cd_ef\ttab\n",
+            &ascii_edges[..],
         ] {
             let mut t = Terms::default();
             t.push(Kind::Host, "web-1");

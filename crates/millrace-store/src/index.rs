@@ -66,6 +66,12 @@ impl Purged {
     }
 }
 
+type Term = smallvec::SmallVec<[u8; 24]>;
+pub type Positions = smallvec::SmallVec<[u32; 2]>;
+/// A batch's postings: for each index prefix, the positions in the batch of the
+/// events under it.
+pub type BatchPostings<'a> = fxhash::FxHashMap<&'a [u8], Positions>;
+
 /// The index of the events since the last run, in memory.
 #[derive(Debug, Default)]
 pub struct Memtable {
@@ -73,7 +79,9 @@ pub struct Memtable {
     pub seq_lo: u64,
     /// Events in the order added; postings hold positions in this.
     ids: Vec<EventId>,
-    terms: fxhash::FxHashMap<Box<[u8]>, Vec<u32>>,
+    /// Most values (a trace id, an order number) have one or two events, so short
+    /// values and short lists are kept inline, saving two allocations each.
+    terms: fxhash::FxHashMap<Term, Positions>,
     tmin: u64,
     tmax: u64,
 }
@@ -93,12 +101,16 @@ impl Memtable {
 
     /// Indexes an event under each of `prefixes` (and [`ALL`]).
     pub fn add<'p>(&mut self, id: EventId, prefixes: impl IntoIterator<Item = &'p [u8]>) {
-        self.add_batch(&[id], prefixes.into_iter().map(|p| (p, vec![0])).collect());
+        let postings = prefixes
+            .into_iter()
+            .map(|p| (p, Positions::from_slice(&[0])))
+            .collect();
+        self.add_batch(&[id], postings);
     }
 
     /// Indexes a batch of events: `ids`, and for each prefix the positions in `ids` of
     /// the events under it (and all of them under [`ALL`]).
-    pub fn add_batch(&mut self, ids: &[EventId], mut postings: fxhash::FxHashMap<&[u8], Vec<u32>>) {
+    pub fn add_batch(&mut self, ids: &[EventId], mut postings: BatchPostings<'_>) {
         let base = self.ids.len() as u32;
         self.ids.extend_from_slice(ids);
         for id in ids {
@@ -111,15 +123,33 @@ impl Memtable {
             match self.terms.get_mut(p) {
                 Some(have) => have.extend(shifted),
                 None => {
-                    self.terms.insert(p.into(), shifted.collect());
+                    self.terms.insert(Term::from_slice(p), shifted.collect());
                 }
             }
         }
     }
 
+    /// Takes back the events from position `len` on, added by a batch whose write to
+    /// disk failed. Rare, so it walks every value.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.ids.len() {
+            return;
+        }
+        let cut = len as u32;
+        self.terms.retain(|_, list| {
+            while list.last().is_some_and(|&i| i >= cut) {
+                list.pop();
+            }
+            !list.is_empty()
+        });
+        self.ids.truncate(len);
+        self.tmin = self.ids.iter().map(|id| id.time).min().unwrap_or(u64::MAX);
+        self.tmax = self.ids.iter().map(|id| id.time).max().unwrap_or(0);
+    }
+
     /// The ids under `prefix` in `lo..=hi`, ascending, without purged ones.
     pub fn ids_of(&self, prefix: &[u8], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
-        let list = self.terms.get(prefix).map_or(&[][..], Vec::as_slice);
+        let list = self.terms.get(prefix).map_or(&[][..], |l| &l[..]);
         let mut ids: Vec<u128> = list
             .iter()
             .map(|&i| self.ids[i as usize])
@@ -149,7 +179,7 @@ impl Memtable {
     /// The run of this memtable, covering sequence numbers up to `seq_hi`: its header
     /// and its index blocks. None when every event in it was purged.
     pub fn to_run(&self, seq_hi: u64, purged: &Purged) -> Option<(Run, Vec<Vec<u8>>)> {
-        let mut terms: Vec<(&Box<[u8]>, &Vec<u32>)> = self.terms.iter().collect();
+        let mut terms: Vec<(&Term, &Positions)> = self.terms.iter().collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut blocks = Vec::new();
         let mut firsts: Vec<Box<[u8]>> = Vec::new();
@@ -175,7 +205,7 @@ impl Memtable {
                 tmax = ids[ids.len() - 1].time;
             }
             if block.is_empty() {
-                firsts.push(term.clone());
+                firsts.push(term[..].into());
             }
             put_entry(&mut block, term, &ids);
             if block.len() >= RUN_BLOCK_BYTES {

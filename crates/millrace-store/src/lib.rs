@@ -421,31 +421,23 @@ impl Store {
         .filter_map(|(k, v)| v.as_ref().map(|v| codec::count_key(k, v)))
     }
 
-    /// Keeps a batch; returns the ids given, in order. Not yet flushed to disk: call
-    /// [`Store::flush`] before telling a sender the batch is safe.
-    pub fn append(&self, batch: &[Event]) -> Result<Vec<EventId>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let arrival = time::now_ms();
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let seq0 = self.next_seq.load(Ordering::Relaxed);
-        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
-        let mut stored = Vec::with_capacity(batch.len());
-        let mut records = Vec::with_capacity(batch.len());
-        let mut terms = codec::Terms::default();
-        // Where each event's prefixes end in `terms`.
-        let mut ends = Vec::with_capacity(batch.len());
-        for (i, e) in batch.iter().enumerate() {
+    /// Reads what a slice of a batch stores and indexes. Needs no lock: the sequence
+    /// numbers are given afterwards, and records do not hold them.
+    fn prepare(&self, events: &[Event], arrival: u64) -> Prepared {
+        let mut p = Prepared {
+            stored: Vec::with_capacity(events.len()),
+            records: Vec::with_capacity(events.len()),
+            terms: codec::Terms::default(),
+            ends: Vec::with_capacity(events.len()),
+            counts: HashMap::new(),
+        };
+        for e in events {
             let time = e
                 .header("timestamp")
                 .and_then(|t| t.trim().parse::<u64>().ok())
                 .unwrap_or(arrival);
             let se = StoredEvent {
-                id: EventId {
-                    time,
-                    seq: seq0 + i as u64,
-                },
+                id: EventId { time, seq: 0 },
                 level: self.level_of(e),
                 host: e.header("host").map(str::to_string),
                 source: e
@@ -455,69 +447,135 @@ impl Store {
                 headers: e.headers.clone(),
                 body: e.body.clone(),
             };
-            let record = codec::encode(&se);
-            Self::index_terms(&se, &mut terms);
-            ends.push(terms.len());
+            p.records.push(codec::encode(&se));
+            Self::index_terms(&se, &mut p.terms);
+            p.ends.push(p.terms.len());
             for k in Self::counted(&se) {
-                *counts.entry(k).or_default() += 1;
+                *p.counts.entry(k).or_default() += 1;
             }
-            records.push(record);
-            stored.push(Arc::new(se));
+            p.stored.push(se);
         }
+        p
+    }
+
+    /// Keeps a batch; returns the ids given, in order. Not yet flushed to disk: call
+    /// [`Store::flush`] before telling a sender the batch is safe.
+    ///
+    /// A large batch uses two threads (rayon's pool, which lives as long as the
+    /// process, so no thread and no allocator heap is set up per batch): each reads
+    /// and tokenises half of it, then one writes the event blocks to sled while the
+    /// other indexes the batch in memory. Queries wait for both, so they never see an
+    /// id whose block is not written; a failed write takes the batch back out of the
+    /// memory index.
+    pub fn append(&self, batch: &[Event]) -> Result<Vec<EventId>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arrival = time::now_ms();
+        let parallel = batch.len() >= PARALLEL_EVENTS;
+        let parts: Vec<Prepared> = if parallel {
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let (a, b) = rayon_core::join(
+                || self.prepare(first, arrival),
+                || self.prepare(second, arrival),
+            );
+            vec![a, b]
+        } else {
+            vec![self.prepare(batch, arrival)]
+        };
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let seq0 = self.next_seq.load(Ordering::Relaxed);
+        let mut stored = Vec::with_capacity(batch.len());
+        let mut parts_ix = Vec::with_capacity(parts.len());
+        for p in parts {
+            stored.extend(p.stored);
+            parts_ix.push((p.records, p.terms, p.ends, p.counts));
+        }
+        for (i, se) in stored.iter_mut().enumerate() {
+            se.id.seq = seq0 + i as u64;
+        }
+        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut records: Vec<&[u8]> = Vec::with_capacity(batch.len());
         // The batch's postings, by prefix: one lookup in the memtable per distinct
         // value of the batch rather than one per value of each event.
-        let mut postings: fxhash::FxHashMap<&[u8], Vec<u32>> = fxhash::FxHashMap::default();
-        let mut sizes: Vec<u64> = records.iter().map(|r| 17 + r.len() as u64).collect();
-        let mut start = 0;
-        for (i, &end) in ends.iter().enumerate() {
-            for t in start..end {
-                let p = terms.get(t);
-                let list = postings.entry(p).or_default();
-                if list.last() != Some(&(i as u32)) {
-                    list.push(i as u32);
-                    sizes[i] += p.len() as u64 + 16;
+        let mut postings = index::BatchPostings::default();
+        let mut sizes = Vec::with_capacity(batch.len());
+        for (part_records, terms, ends, part_counts) in &parts_ix {
+            let mut start = 0;
+            for (&end, record) in ends.iter().zip(part_records) {
+                let i = sizes.len() as u32;
+                let mut size = 17 + record.len() as u64;
+                for t in start..end {
+                    let p = terms.get(t);
+                    let list = postings.entry(p).or_default();
+                    if list.last() != Some(&i) {
+                        list.push(i);
+                        size += p.len() as u64 + 16;
+                    }
                 }
+                sizes.push(size);
+                records.push(record);
+                start = end;
             }
-            start = end;
+            for (k, n) in part_counts {
+                *counts.entry(k.clone()).or_default() += n;
+            }
         }
-        let mut b = sled::Batch::default();
-        let mut metas = Vec::new();
-        for (n, chunk) in stored.chunks(BLOCK_EVENTS).enumerate() {
-            let at = n * BLOCK_EVENTS;
-            let entries: Vec<(EventId, &[u8])> = chunk
-                .iter()
-                .zip(&records[at..])
-                .map(|(e, r)| (e.id, &r[..]))
-                .collect();
-            let bytes = sizes[at..at + chunk.len()].iter().sum();
-            metas.push(blocks::put(&mut b, &entries, bytes));
-        }
+        let ids: Vec<EventId> = stored.iter().map(|e| e.id).collect();
         let bytes: u64 = sizes.iter().sum();
-        let writes = 2 + 2 * metas.len() + counts.len();
-        self.apply_counts(&mut b, counts)?;
         let events = self.events.load(Ordering::Relaxed) + batch.len() as u64;
         let total = self.stored_bytes.load(Ordering::Relaxed) + bytes;
-        b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
-        b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);
-        self.apply(b, writes)?;
+        let write_blocks = || -> Result<Vec<(u64, BlockMeta)>, StoreError> {
+            let mut b = sled::Batch::default();
+            let mut metas = Vec::new();
+            for (n, chunk) in ids.chunks(BLOCK_EVENTS).enumerate() {
+                let at = n * BLOCK_EVENTS;
+                let entries: Vec<(EventId, &[u8])> = chunk
+                    .iter()
+                    .copied()
+                    .zip(records[at..].iter().copied())
+                    .collect();
+                let bytes = sizes[at..at + chunk.len()].iter().sum();
+                metas.push(blocks::put(&mut b, &entries, bytes));
+            }
+            let writes = 2 + 2 * metas.len() + counts.len();
+            self.apply_counts(&mut b, &counts)?;
+            b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
+            b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);
+            self.apply(b, writes)?;
+            Ok(metas)
+        };
+        let (written, full) = {
+            let mut ix = write(&self.index);
+            let base = ix.mem.len();
+            let written = if parallel {
+                let mem = &mut ix.mem;
+                rayon_core::join(|| mem.add_batch(&ids, postings), write_blocks).1
+            } else {
+                let w = write_blocks();
+                if w.is_ok() {
+                    ix.mem.add_batch(&ids, postings);
+                }
+                w
+            };
+            if written.is_err() {
+                ix.mem.truncate(base);
+            }
+            let full = ix.mem.len() >= self.run_events;
+            (written?, full)
+        };
         self.next_seq
             .store(seq0 + batch.len() as u64, Ordering::Relaxed);
         self.events.store(events, Ordering::Relaxed);
         self.stored_bytes.store(total, Ordering::Relaxed);
-        write(&self.blocks).extend(metas);
-        let ids: Vec<EventId> = stored.iter().map(|e| e.id).collect();
-        let full = {
-            let mut ix = write(&self.index);
-            ix.mem.add_batch(&ids, postings);
-            ix.mem.len() >= self.run_events
-        };
+        write(&self.blocks).extend(written);
         if full {
             self.seal();
         }
         drop(_w);
         if self.tail.receiver_count() > 0 {
             for e in stored {
-                let _ = self.tail.send(e);
+                let _ = self.tail.send(Arc::new(e));
             }
         }
         Ok(ids)
@@ -651,19 +709,19 @@ impl Store {
     fn apply_counts(
         &self,
         b: &mut sled::Batch,
-        counts: HashMap<Vec<u8>, i64>,
+        counts: &HashMap<Vec<u8>, i64>,
     ) -> Result<(), StoreError> {
-        for (k, d) in counts {
+        for (k, &d) in counts {
             let cur = self
                 .tree
-                .get(&k)?
+                .get(k)?
                 .map(|v| codec::u64_value(&v))
                 .unwrap_or(0) as i64;
             let new = (cur + d).max(0) as u64;
             if new == 0 {
-                b.remove(k);
+                b.remove(&k[..]);
             } else {
-                b.insert(k, &new.to_be_bytes()[..]);
+                b.insert(&k[..], &new.to_be_bytes()[..]);
             }
         }
         Ok(())
@@ -849,7 +907,7 @@ impl Store {
             }
         }
         writes += counts.len();
-        self.apply_counts(&mut b, counts)?;
+        self.apply_counts(&mut b, &counts)?;
         let events = self.events.load(Ordering::Relaxed).saturating_sub(n);
         let total = self
             .stored_bytes
@@ -985,6 +1043,20 @@ fn free_replaced(writes: usize) {
     for _ in 0..writes / 64 + 2 {
         sled::pin().flush();
     }
+}
+
+/// Batches from this size on are read and written on two threads (see
+/// [`Store::append`]); for smaller ones a thread costs more than it saves.
+const PARALLEL_EVENTS: usize = 256;
+
+/// What [`Store::prepare`] reads from a slice of a batch.
+struct Prepared {
+    stored: Vec<StoredEvent>,
+    records: Vec<Vec<u8>>,
+    terms: codec::Terms,
+    /// Where each event's prefixes end in `terms`.
+    ends: Vec<usize>,
+    counts: HashMap<Vec<u8>, i64>,
 }
 
 /// Headers not indexed: a `timestamp` is unique per event (the id holds the time).

@@ -464,7 +464,8 @@ fn index_answers_exactly(run_events: usize) {
         let t = T0 + (x >> 33) % (5 * 3_600_000);
         e.headers.insert("timestamp".into(), t.to_string());
     }
-    // Some appends hold one event, some many; a few repeat a time exactly.
+    // Some appends hold one event, some many (300 takes the two-thread path); a few
+    // repeat a time exactly.
     events[10]
         .headers
         .insert("timestamp".into(), T0.to_string());
@@ -472,10 +473,7 @@ fn index_answers_exactly(run_events: usize) {
         .headers
         .insert("timestamp".into(), T0.to_string());
     let mut at = 0;
-    for (i, n) in [1usize, 50, 3, 120, 1, 200, 26, 199]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, n) in [1usize, 50, 3, 120, 1, 300, 26, 99].into_iter().enumerate() {
         store.append(&events[at..at + n]).unwrap();
         at += n;
         if i == 3 {
