@@ -82,6 +82,9 @@ pub struct Memtable {
     /// Most values (a trace id, an order number) have one or two events, so short
     /// values and short lists are kept inline, saving two allocations each.
     terms: fxhash::FxHashMap<Term, Positions>,
+    /// Queries see the positions below this: a batch is added while its events are
+    /// still being written and made visible once they are ([`Memtable::publish`]).
+    visible: u32,
     tmin: u64,
     tmax: u64,
 }
@@ -99,17 +102,25 @@ impl Memtable {
         self.ids.len()
     }
 
-    /// Indexes an event under each of `prefixes` (and [`ALL`]).
+    /// Indexes a stored event under each of `prefixes` (and [`ALL`]); queries see it
+    /// at once.
     pub fn add<'p>(&mut self, id: EventId, prefixes: impl IntoIterator<Item = &'p [u8]>) {
         let postings = prefixes
             .into_iter()
             .map(|p| (p, Positions::from_slice(&[0])))
             .collect();
         self.add_batch(&[id], postings);
+        self.publish();
+    }
+
+    /// Makes every event added so far visible to queries.
+    pub fn publish(&mut self) {
+        self.visible = self.ids.len() as u32;
     }
 
     /// Indexes a batch of events: `ids`, and for each prefix the positions in `ids` of
-    /// the events under it (and all of them under [`ALL`]).
+    /// the events under it (and all of them under [`ALL`]). Queries do not see them
+    /// until [`Memtable::publish`].
     pub fn add_batch(&mut self, ids: &[EventId], mut postings: BatchPostings<'_>) {
         let base = self.ids.len() as u32;
         self.ids.extend_from_slice(ids);
@@ -143,6 +154,7 @@ impl Memtable {
             !list.is_empty()
         });
         self.ids.truncate(len);
+        self.visible = self.visible.min(cut);
         self.tmin = self.ids.iter().map(|id| id.time).min().unwrap_or(u64::MAX);
         self.tmax = self.ids.iter().map(|id| id.time).max().unwrap_or(0);
     }
@@ -150,7 +162,8 @@ impl Memtable {
     /// The ids under `prefix` in `lo..=hi`, ascending, without purged ones.
     pub fn ids_of(&self, prefix: &[u8], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
         let list = self.terms.get(prefix).map_or(&[][..], |l| &l[..]);
-        let mut ids: Vec<u128> = list
+        let mut ids: Vec<u128> = self
+            .visible_part(list)
             .iter()
             .map(|&i| self.ids[i as usize])
             .filter(|id| !purged.gone(*id))
@@ -161,11 +174,17 @@ impl Memtable {
         ids
     }
 
+    /// The positions of a list that queries may see; lists are in position order.
+    fn visible_part<'l>(&self, list: &'l [u32]) -> &'l [u32] {
+        &list[..list.partition_point(|&i| i < self.visible)]
+    }
+
     /// Every value starting with `prefix`, with its number of (not purged) events.
     pub fn count_prefixed(&self, prefix: &[u8], purged: &Purged, out: &mut HashMap<Vec<u8>, u64>) {
         for (term, list) in &self.terms {
             if term.starts_with(prefix) {
-                let n = list
+                let n = self
+                    .visible_part(list)
                     .iter()
                     .filter(|&&i| !purged.gone(self.ids[i as usize]))
                     .count() as u64;
@@ -651,6 +670,44 @@ mod tests {
             .unwrap();
         let tree = db.open_tree("t").unwrap();
         (dir, db, tree)
+    }
+
+    /// A batch is in the memtable while its events are written, unseen until it is
+    /// published; a batch whose write failed is taken back out.
+    #[test]
+    fn a_batch_is_seen_once_published_and_taken_back_if_its_write_failed() {
+        let all = |m: &Memtable, p: &[u8]| -> Vec<EventId> {
+            m.ids_of(p, 0, u128::MAX, &Purged::default())
+                .into_iter()
+                .map(EventId::from_u128)
+                .collect()
+        };
+        let mut counts = HashMap::new();
+        let mut m = Memtable::new(0);
+        m.add(id(5, 0), [&b"iterror\0"[..]]);
+        let batch = |m: &mut Memtable, seq: u64| {
+            let mut postings = BatchPostings::default();
+            postings.insert(&b"iterror\0"[..], Positions::from_slice(&[1]));
+            postings.insert(&b"itnew\0"[..], Positions::from_slice(&[0, 1]));
+            m.add_batch(&[id(6, seq), id(7, seq + 1)], postings);
+        };
+        batch(&mut m, 1);
+        assert_eq!(all(&m, b"iterror\0"), [id(5, 0)]);
+        assert!(all(&m, b"itnew\0").is_empty());
+        assert_eq!(all(&m, ALL), [id(5, 0)]);
+        m.count_prefixed(b"it", &Purged::default(), &mut counts);
+        assert_eq!(counts.len(), 1, "{counts:?}");
+
+        m.publish();
+        assert_eq!(all(&m, b"iterror\0"), [id(5, 0), id(7, 2)]);
+        assert_eq!(all(&m, b"itnew\0"), [id(6, 1), id(7, 2)]);
+
+        batch(&mut m, 3);
+        m.truncate(3);
+        assert_eq!(m.len(), 3);
+        m.publish();
+        assert_eq!(all(&m, b"itnew\0"), [id(6, 1), id(7, 2)]);
+        assert_eq!(all(&m, ALL), [id(5, 0), id(6, 1), id(7, 2)]);
     }
 
     #[test]

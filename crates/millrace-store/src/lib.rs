@@ -464,9 +464,9 @@ impl Store {
     /// A large batch uses two threads (rayon's pool, which lives as long as the
     /// process, so no thread and no allocator heap is set up per batch): each reads
     /// and tokenises half of it, then one writes the event blocks to sled while the
-    /// other indexes the batch in memory. Queries wait for both, so they never see an
-    /// id whose block is not written; a failed write takes the batch back out of the
-    /// memory index.
+    /// other indexes the batch in memory. Queries see the batch only once its blocks
+    /// are written, so never an id without its event; a failed write takes the batch
+    /// back out of the memory index.
     pub fn append(&self, batch: &[Event]) -> Result<Vec<EventId>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -545,25 +545,29 @@ impl Store {
             self.apply(b, writes)?;
             Ok(metas)
         };
-        let (written, full) = {
+        // The memory index is locked only while it takes the batch; queries meanwhile
+        // do not see the batch until its blocks are written (publish).
+        let add = || {
             let mut ix = write(&self.index);
             let base = ix.mem.len();
-            let written = if parallel {
-                let mem = &mut ix.mem;
-                rayon_core::join(|| mem.add_batch(&ids, postings), write_blocks).1
-            } else {
-                let w = write_blocks();
-                if w.is_ok() {
-                    ix.mem.add_batch(&ids, postings);
-                }
-                w
-            };
-            if written.is_err() {
-                ix.mem.truncate(base);
-            }
-            let full = ix.mem.len() >= self.run_events;
-            (written?, full)
+            ix.mem.add_batch(&ids, postings);
+            base
         };
+        let (base, written) = if parallel {
+            rayon_core::join(add, write_blocks)
+        } else {
+            let written = write_blocks();
+            (add(), written)
+        };
+        let full = {
+            let mut ix = write(&self.index);
+            match written {
+                Ok(_) => ix.mem.publish(),
+                Err(_) => ix.mem.truncate(base),
+            }
+            ix.mem.len() >= self.run_events
+        };
+        let written = written?;
         self.next_seq
             .store(seq0 + batch.len() as u64, Ordering::Relaxed);
         self.events.store(events, Ordering::Relaxed);
@@ -712,11 +716,7 @@ impl Store {
         counts: &HashMap<Vec<u8>, i64>,
     ) -> Result<(), StoreError> {
         for (k, &d) in counts {
-            let cur = self
-                .tree
-                .get(k)?
-                .map(|v| codec::u64_value(&v))
-                .unwrap_or(0) as i64;
+            let cur = self.tree.get(k)?.map(|v| codec::u64_value(&v)).unwrap_or(0) as i64;
             let new = (cur + d).max(0) as u64;
             if new == 0 {
                 b.remove(&k[..]);
