@@ -8,7 +8,8 @@
 //! `STORE_BENCH_PAGES` (pages per host chain, default 50), `STORE_BENCH_DEEP` (pages per
 //! deep chain over the INFO events, default 1000), `STORE_BENCH_CHAINS` (deep chains,
 //! default 10), `STORE_BENCH_INGEST_SECS` (stop ingesting after this long, even short of
-//! `STORE_BENCH_EVENTS`; the queries then cover the events kept). The store lives in a
+//! `STORE_BENCH_EVENTS`; the queries then cover the events kept), `STORE_BENCH_LIVE_BATCHES`
+//! (batches appended while time + host queries run, default 100). The store lives in a
 //! temporary directory under `TMPDIR` and is removed at the end.
 //!
 //! Events are 200-byte log lines (`<RFC 3339 time> <LEVEL> [<service>] <message>
@@ -608,7 +609,8 @@ fn main() {
 
     // Queries while the sink appends: `ingest_batches` more batches (times just past
     // the span) with time + host queries running meanwhile.
-    let ingest_batches = env_u64("STORE_BENCH_LIVE_BATCHES", 20);
+    // 100 batches give the queries meanwhile about a thousand runs, enough for a p99.
+    let ingest_batches = env_u64("STORE_BENCH_LIVE_BATCHES", 100);
     let mut during_ingest = Latencies::new("(a) during ingest");
     let done = std::sync::atomic::AtomicBool::new(false);
     let live_time = std::thread::scope(|s| {

@@ -472,10 +472,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let arrival = time::now_ms();
-        let parallel = batch.len() >= PARALLEL_EVENTS;
-        let parts: Vec<Prepared> = if parallel {
+        let pool = (batch.len() >= PARALLEL_EVENTS).then(append_pool).flatten();
+        let parts: Vec<Prepared> = if let Some(pool) = pool {
             let (first, second) = batch.split_at(batch.len() / 2);
-            let (a, b) = rayon_core::join(
+            let (a, b) = pool.join(
                 || self.prepare(first, arrival),
                 || self.prepare(second, arrival),
             );
@@ -553,8 +553,8 @@ impl Store {
             ix.mem.add_batch(&ids, postings);
             base
         };
-        let (base, written) = if parallel {
-            rayon_core::join(add, write_blocks)
+        let (base, written) = if let Some(pool) = pool {
+            pool.join(add, write_blocks)
         } else {
             let written = write_blocks();
             (add(), written)
@@ -1048,6 +1048,33 @@ fn free_replaced(writes: usize) {
 /// Batches from this size on are read and written on two threads (see
 /// [`Store::append`]); for smaller ones a thread costs more than it saves.
 const PARALLEL_EVENTS: usize = 256;
+
+/// The threads that share the work of large appends, one per core, for every store
+/// of the process. They run at a lower priority (nice 10) than the rest of the
+/// process, so on a busy machine queries get the CPU first and ingest takes what is
+/// left. None if the threads cannot be started: appends then use the caller's thread.
+fn append_pool() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("store-append-{i}"))
+            .start_handler(|_| {
+                // Linux gives each thread its own nice value; 0 means this thread.
+                // SAFETY: setpriority has no memory effects.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                }
+            })
+            .build()
+            .map_err(|e| {
+                tracing::warn!("cannot start the append threads ({e}); appends use one thread")
+            })
+            .ok()
+    })
+    .as_ref()
+}
 
 /// What [`Store::prepare`] reads from a slice of a batch.
 struct Prepared {
