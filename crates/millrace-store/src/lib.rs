@@ -461,8 +461,9 @@ impl Store {
     /// Keeps a batch; returns the ids given, in order. Not yet flushed to disk: call
     /// [`Store::flush`] before telling a sender the batch is safe.
     ///
-    /// A large batch uses two threads of [`append_pool`], which lives as long as the
-    /// process, so no thread and no allocator heap is set up per batch: each reads
+    /// A large batch uses two threads of a pool of one thread per core at nice 10,
+    /// which lives as long as the process, so no thread and no allocator heap is set
+    /// up per batch: each reads
     /// and tokenises half of it, then one writes the event blocks to sled while the
     /// other indexes the batch in memory. Queries see the batch only once its blocks
     /// are written, so never an id without its event; a failed write takes the batch
