@@ -463,11 +463,10 @@ impl Store {
     ///
     /// A large batch uses two threads of a pool of one thread per core at nice 10,
     /// which lives as long as the process, so no thread and no allocator heap is set
-    /// up per batch: each reads
-    /// and tokenises half of it, then one writes the event blocks to sled while the
-    /// other indexes the batch in memory. Queries see the batch only once its blocks
-    /// are written, so never an id without its event; a failed write takes the batch
-    /// back out of the memory index.
+    /// up per batch: each reads and tokenises half of it, then one writes the event
+    /// blocks to sled while the other indexes the batch in memory. Queries see the
+    /// batch only once its blocks are written, so never an id without its event; a
+    /// failed write takes the batch back out of the memory index.
     pub fn append(&self, batch: &[Event]) -> Result<Vec<EventId>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
