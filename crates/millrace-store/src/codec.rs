@@ -250,8 +250,11 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 /// Whether a word gets an index entry: single characters would list half the store,
 /// and very long runs (hashes, base64) are rarely searched for whole.
 pub fn indexed_word(w: &str) -> bool {
-    (2..=64).contains(&w.chars().count())
+    WORD_CHARS.contains(&w.chars().count())
 }
+
+/// The lengths, in characters, of the words the token index holds.
+const WORD_CHARS: std::ops::RangeInclusive<usize> = 2..=64;
 
 /// Index prefixes ([`index_prefix`]) in one buffer: appends gather those of a whole
 /// batch here, with no allocation per value, since this runs for every stored event.
@@ -299,7 +302,7 @@ impl Terms {
         // Most log lines are ASCII; their words split on bytes, with no decoding.
         if body.is_ascii() {
             for w in body.split(|b| !b.is_ascii_alphanumeric()) {
-                if (2..=64).contains(&w.len()) {
+                if WORD_CHARS.contains(&w.len()) {
                     self.push_ascii_token(w);
                 }
             }
@@ -308,7 +311,7 @@ impl Terms {
         let text = String::from_utf8_lossy(body);
         for w in text.split(|c: char| !c.is_alphanumeric()) {
             if w.is_ascii() {
-                if (2..=64).contains(&w.len()) {
+                if WORD_CHARS.contains(&w.len()) {
                     self.push_ascii_token(w.as_bytes());
                 }
             } else if !w.is_empty() {

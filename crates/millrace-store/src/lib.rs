@@ -473,7 +473,7 @@ impl Store {
         }
         let arrival = time::now_ms();
         let pool = (batch.len() >= PARALLEL_EVENTS).then(append_pool).flatten();
-        let parts: Vec<Prepared> = if let Some(pool) = pool {
+        let mut parts: Vec<Prepared> = if let Some(pool) = pool {
             let (first, second) = batch.split_at(batch.len() / 2);
             let (a, b) = pool.join(
                 || self.prepare(first, arrival),
@@ -486,10 +486,8 @@ impl Store {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let seq0 = self.next_seq.load(Ordering::Relaxed);
         let mut stored = Vec::with_capacity(batch.len());
-        let mut parts_ix = Vec::with_capacity(parts.len());
-        for p in parts {
-            stored.extend(p.stored);
-            parts_ix.push((p.records, p.terms, p.ends, p.counts));
+        for p in &mut parts {
+            stored.append(&mut p.stored);
         }
         for (i, se) in stored.iter_mut().enumerate() {
             se.id.seq = seq0 + i as u64;
@@ -500,13 +498,13 @@ impl Store {
         // value of the batch rather than one per value of each event.
         let mut postings = index::BatchPostings::default();
         let mut sizes = Vec::with_capacity(batch.len());
-        for (part_records, terms, ends, part_counts) in &parts_ix {
+        for part in &parts {
             let mut start = 0;
-            for (&end, record) in ends.iter().zip(part_records) {
+            for (&end, record) in part.ends.iter().zip(&part.records) {
                 let i = sizes.len() as u32;
                 let mut size = 17 + record.len() as u64;
                 for t in start..end {
-                    let p = terms.get(t);
+                    let p = part.terms.get(t);
                     let list = postings.entry(p).or_default();
                     if list.last() != Some(&i) {
                         list.push(i);
@@ -517,7 +515,7 @@ impl Store {
                 records.push(record);
                 start = end;
             }
-            for (k, n) in part_counts {
+            for (k, n) in &part.counts {
                 *counts.entry(k.clone()).or_default() += n;
             }
         }
@@ -553,17 +551,24 @@ impl Store {
             ix.mem.add_batch(&ids, postings);
             base
         };
-        let (base, written) = if let Some(pool) = pool {
-            pool.join(add, write_blocks)
-        } else {
-            let written = write_blocks();
-            (add(), written)
+        // Where the batch starts in the memtable, if it was added before its write
+        // failed; on one thread it is added only after a successful write.
+        let (added, written) = match pool {
+            Some(pool) => {
+                let (base, written) = pool.join(add, write_blocks);
+                (Some(base), written)
+            }
+            None => {
+                let written = write_blocks();
+                (written.is_ok().then(add), written)
+            }
         };
         let full = {
             let mut ix = write(&self.index);
-            match written {
-                Ok(_) => ix.mem.publish(),
-                Err(_) => ix.mem.truncate(base),
+            match (&written, added) {
+                (Ok(_), _) => ix.mem.publish(),
+                (Err(_), Some(base)) => ix.mem.truncate(base),
+                (Err(_), None) => {}
             }
             ix.mem.len() >= self.run_events
         };

@@ -162,11 +162,15 @@ impl HdfsSink {
         match tokio::time::timeout(self.cfg.call_timeout, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(format!("{what}: {e}")),
-            Err(_) => Err(format!(
-                "{what}: no answer within hdfs.callTimeout ({} ms)",
-                self.cfg.call_timeout.as_millis()
-            )),
+            Err(_) => Err(self.timed_out(what)),
         }
+    }
+
+    fn timed_out(&self, what: &str) -> String {
+        format!(
+            "{what}: no answer within hdfs.callTimeout ({} ms)",
+            self.cfg.call_timeout.as_millis()
+        )
     }
 
     fn save_journal(&self) {
@@ -222,10 +226,7 @@ impl HdfsSink {
                 inc(&self.counters.connection_failed);
                 let err = match &failed {
                     Ok(Err(e)) => format!("creating {in_use}: {e}"),
-                    _ => format!(
-                        "creating {in_use}: no answer within hdfs.callTimeout ({} ms)",
-                        self.cfg.call_timeout.as_millis()
-                    ),
+                    _ => self.timed_out(&format!("creating {in_use}")),
                 };
                 // A create that timed out or failed mid-call may have reached the
                 // namenode, leaving an in-use file under our lease that nothing else
