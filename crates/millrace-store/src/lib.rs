@@ -745,13 +745,37 @@ impl Store {
     }
 
     pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        // The block is found in the tree, not in `blocks`: a purge step moves a block
-        // it shortens to a new key in one atomic write, which the tree shows at once.
-        let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
-        let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
+        self.get_cached(id, &mut BlockCache::default())
+    }
+
+    /// [`Store::get`], reading the event from the block in `cache` when it is there
+    /// and keeping the block it reads there otherwise. A scan in time order reads
+    /// the events of a block one after the other, so the block is found and
+    /// unpacked once, not once per event.
+    pub(crate) fn get_cached(
+        &self,
+        id: EventId,
+        cache: &mut BlockCache,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let cached = cache
+            .0
+            .as_ref()
+            .and_then(|b| Some((b, b.find(id.seq)?)))
+            .filter(|(b, i)| b.id(*i) == id);
+        if cached.is_none() {
+            // The block is found in the tree, not in `blocks`: a purge step moves a
+            // block it shortens to a new key in one atomic write, which the tree shows
+            // at once.
+            let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
+            let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
+                return Ok(None);
+            };
+            let block = Block::parse(&v).ok_or(StoreError::Corrupt(id))?;
+            cache.0 = Some(block.into_owned());
+        }
+        let Some(block) = &cache.0 else {
             return Ok(None);
         };
-        let block = Block::parse(&v).ok_or(StoreError::Corrupt(id))?;
         match block.find(id.seq) {
             Some(i) if block.id(i) == id => {
                 let r = block.record(i).ok_or(StoreError::Corrupt(id))?;
@@ -1080,6 +1104,10 @@ fn append_pool() -> Option<&'static rayon_core::ThreadPool> {
     })
     .as_ref()
 }
+
+/// The event block a scan read last ([`Store::get_cached`]).
+#[derive(Default)]
+pub(crate) struct BlockCache(Option<Block<'static>>);
 
 /// What [`Store::prepare`] reads from a slice of a batch.
 struct Prepared {

@@ -360,6 +360,7 @@ impl Store {
         let desc = order == Order::Desc;
         let m = f.matcher();
         let groups = Self::groups(f);
+        let mut cache = crate::BlockCache::default();
         let mut checked = 0u32;
         let mut tick = || -> Result<(), StoreError> {
             checked = checked.wrapping_add(1);
@@ -372,7 +373,9 @@ impl Store {
             // The time order of the whole store.
             for id in self.index_ids(&[ALL.to_vec()], lo, hi, desc) {
                 tick()?;
-                let Some(e) = self.get(id?)? else { continue };
+                let Some(e) = self.get_cached(id?, &mut cache)? else {
+                    continue;
+                };
                 if m.matches(&e) && !each(e) {
                     break;
                 }
@@ -428,7 +431,9 @@ impl Store {
                 }
             }
             // An index entry whose event is gone (purged meanwhile) is passed over.
-            let Some(e) = self.get(id)? else { continue };
+            let Some(e) = self.get_cached(id, &mut cache)? else {
+                continue;
+            };
             if m.matches(&e) && !each(e) {
                 break;
             }
