@@ -39,7 +39,7 @@ pub use codec::{EventId, StoredEvent, MAX_INDEXED};
 pub use query::{Cursor, Deadline, Field, Filter, Order, Page, SearchResult, TopValues};
 
 use blocks::{Block, BlockMeta, BLOCK, BLOCK_EVENTS, BLOCK_META};
-use codec::{Kind, EVENT, INDEX};
+use codec::{EventView, Kind, EVENT, INDEX};
 use index::{Memtable, Purged, Run};
 use millrace_core::Event;
 use regex::Regex;
@@ -383,49 +383,50 @@ impl Store {
 
     /// Adds the index prefixes of an event to `t` (a word of the body seen twice is
     /// added twice).
-    fn index_terms(e: &StoredEvent, t: &mut codec::Terms) {
+    fn index_terms(e: &EventView<'_>, t: &mut codec::Terms) {
         for (kind, v) in [
-            (Kind::Host, &e.host),
-            (Kind::Level, &e.level),
-            (Kind::Source, &e.source),
+            (Kind::Host, e.host),
+            (Kind::Level, e.level),
+            (Kind::Source, e.source),
         ] {
             if let Some(v) = v {
                 t.push(kind, v);
             }
         }
-        for (k, v) in &e.headers {
+        for (k, v) in e.headers {
             if indexed_header(k) {
-                t.push(Kind::Header, &codec::header_value(k, v));
+                t.push_header(k, v);
             }
         }
-        t.push_tokens(&e.body);
+        t.push_tokens(e.body);
     }
 
     /// The index prefixes of an event, without repeats: it is in the posting lists of each.
     fn index_prefixes(e: &StoredEvent) -> Vec<Vec<u8>> {
         let mut t = codec::Terms::default();
-        Self::index_terms(e, &mut t);
+        Self::index_terms(&e.view(), &mut t);
         let mut keys: Vec<Vec<u8>> = (0..t.len()).map(|i| t.get(i).to_vec()).collect();
         keys.sort_unstable();
         keys.dedup();
         keys
     }
 
-    fn counted(e: &StoredEvent) -> impl Iterator<Item = Vec<u8>> + '_ {
+    fn counted<'e>(e: &EventView<'e>) -> impl Iterator<Item = Vec<u8>> + 'e {
         [
-            (Kind::Host, &e.host),
-            (Kind::Level, &e.level),
-            (Kind::Source, &e.source),
+            (Kind::Host, e.host),
+            (Kind::Level, e.level),
+            (Kind::Source, e.source),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| codec::count_key(k, v)))
+        .filter_map(|(k, v)| v.map(|v| codec::count_key(k, v)))
     }
 
     /// Reads what a slice of a batch stores and indexes. Needs no lock: the sequence
     /// numbers are given afterwards, and records do not hold them.
     fn prepare(&self, events: &[Event], arrival: u64) -> Prepared {
         let mut p = Prepared {
-            stored: Vec::with_capacity(events.len()),
+            times: Vec::with_capacity(events.len()),
+            levels: Vec::with_capacity(events.len()),
             records: Vec::with_capacity(events.len()),
             terms: codec::Terms::default(),
             ends: Vec::with_capacity(events.len()),
@@ -436,24 +437,22 @@ impl Store {
                 .header("timestamp")
                 .and_then(|t| t.trim().parse::<u64>().ok())
                 .unwrap_or(arrival);
-            let se = StoredEvent {
-                id: EventId { time, seq: 0 },
-                level: self.level_of(e),
-                host: e.header("host").map(str::to_string),
-                source: e
-                    .header("file")
-                    .or_else(|| e.header("source"))
-                    .map(str::to_string),
-                headers: e.headers.clone(),
-                body: e.body.clone(),
+            let level = self.level_of(e);
+            let view = EventView {
+                level: level.as_deref(),
+                host: e.header("host"),
+                source: source_of(e),
+                headers: &e.headers,
+                body: &e.body,
             };
-            p.records.push(codec::encode(&se));
-            Self::index_terms(&se, &mut p.terms);
+            p.records.push(codec::encode(&view));
+            Self::index_terms(&view, &mut p.terms);
             p.ends.push(p.terms.len());
-            for k in Self::counted(&se) {
+            for k in Self::counted(&view) {
                 *p.counts.entry(k).or_default() += 1;
             }
-            p.stored.push(se);
+            p.times.push(time);
+            p.levels.push(level);
         }
         p
     }
@@ -473,7 +472,7 @@ impl Store {
         }
         let arrival = time::now_ms();
         let pool = (batch.len() >= PARALLEL_EVENTS).then(append_pool).flatten();
-        let mut parts: Vec<Prepared> = if let Some(pool) = pool {
+        let parts: Vec<Prepared> = if let Some(pool) = pool {
             let (first, second) = batch.split_at(batch.len() / 2);
             let (a, b) = pool.join(
                 || self.prepare(first, arrival),
@@ -485,13 +484,12 @@ impl Store {
         };
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let seq0 = self.next_seq.load(Ordering::Relaxed);
-        let mut stored = Vec::with_capacity(batch.len());
-        for p in &mut parts {
-            stored.append(&mut p.stored);
-        }
-        for (i, se) in stored.iter_mut().enumerate() {
-            se.id.seq = seq0 + i as u64;
-        }
+        let ids: Vec<EventId> = parts
+            .iter()
+            .flat_map(|p| &p.times)
+            .zip(seq0..)
+            .map(|(&time, seq)| EventId { time, seq })
+            .collect();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut records: Vec<&[u8]> = Vec::with_capacity(batch.len());
         // The batch's postings, by prefix: one lookup in the memtable per distinct
@@ -519,7 +517,6 @@ impl Store {
                 *counts.entry(k.clone()).or_default() += n;
             }
         }
-        let ids: Vec<EventId> = stored.iter().map(|e| e.id).collect();
         let bytes: u64 = sizes.iter().sum();
         let events = self.events.load(Ordering::Relaxed) + batch.len() as u64;
         let total = self.stored_bytes.load(Ordering::Relaxed) + bytes;
@@ -583,8 +580,16 @@ impl Store {
         }
         drop(_w);
         if self.tail.receiver_count() > 0 {
-            for e in stored {
-                let _ = self.tail.send(Arc::new(e));
+            let levels = parts.iter().flat_map(|p| &p.levels);
+            for ((e, &id), level) in batch.iter().zip(&ids).zip(levels) {
+                let _ = self.tail.send(Arc::new(StoredEvent {
+                    id,
+                    level: level.clone(),
+                    host: e.header("host").map(str::to_string),
+                    source: source_of(e).map(str::to_string),
+                    headers: e.headers.clone(),
+                    body: e.body.clone(),
+                }));
             }
         }
         Ok(ids)
@@ -920,7 +925,7 @@ impl Store {
                         let size = event_bytes(rec, &Self::index_prefixes(&e));
                         freed += size;
                         kept_bytes = kept_bytes.saturating_sub(size);
-                        for ck in Self::counted(&e) {
+                        for ck in Self::counted(&e.view()) {
                             *counts.entry(ck).or_default() -= 1;
                         }
                     }
@@ -1111,12 +1116,19 @@ pub(crate) struct BlockCache(Option<Block<'static>>);
 
 /// What [`Store::prepare`] reads from a slice of a batch.
 struct Prepared {
-    stored: Vec<StoredEvent>,
+    /// Each event's time; its sequence number is given under the write lock.
+    times: Vec<u64>,
+    levels: Vec<Option<String>>,
     records: Vec<Vec<u8>>,
     terms: codec::Terms,
     /// Where each event's prefixes end in `terms`.
     ends: Vec<usize>,
     counts: HashMap<Vec<u8>, i64>,
+}
+
+/// The source of an event: TAILDIR's and spooldir's `file` header, else `source`.
+fn source_of(e: &Event) -> Option<&str> {
+    e.header("file").or_else(|| e.header("source"))
 }
 
 /// Headers not indexed: a `timestamp` is unique per event (the id holds the time).
@@ -1202,7 +1214,7 @@ mod tests {
             let e = store.get(*id).unwrap().unwrap();
             store
                 .tree
-                .insert(codec::event_key(*id), codec::encode(&e))
+                .insert(codec::event_key(*id), codec::encode(&e.view()))
                 .unwrap();
             for mut k in Store::index_prefixes(&e) {
                 k.extend_from_slice(&id.to_bytes());

@@ -433,6 +433,22 @@ async fn subscribers_see_new_events() {
     store.flush().await.unwrap();
     let e = rx.recv().await.unwrap();
     assert_eq!(&e.body[..], b"ERROR live");
+    // A batch large enough for two threads: each event as it is stored, in order.
+    let batch: Vec<Event> = (0..300)
+        .map(|i| {
+            let mut e = Event::from_body(format!("WARN line {i}"));
+            e.headers.insert("host".into(), format!("web-{}", i % 3));
+            e.headers.insert("file".into(), "/var/log/app.log".into());
+            e
+        })
+        .collect();
+    let ids = store.append(&batch).unwrap();
+    for id in ids {
+        let live = rx.recv().await.unwrap();
+        assert_eq!(Some(&*live), store.get(id).unwrap().as_ref());
+        assert_eq!(live.level.as_deref(), Some("WARN"));
+        assert_eq!(live.source.as_deref(), Some("/var/log/app.log"));
+    }
 }
 
 /// The index is written in runs of events, the newest events indexed in memory:
