@@ -380,6 +380,8 @@ impl StoredEvent {
     }
 }
 
+/// The record of `e` ([`encode_into`]).
+#[cfg(test)]
 pub fn encode(e: &EventView<'_>) -> Vec<u8> {
     let size = e.body.len()
         + e.headers
@@ -388,20 +390,25 @@ pub fn encode(e: &EventView<'_>) -> Vec<u8> {
             .sum::<usize>()
         + 64;
     let mut out = Vec::with_capacity(size);
+    encode_into(e, &mut out);
+    out
+}
+
+/// Appends the record of `e` to `out`.
+pub fn encode_into(e: &EventView<'_>, out: &mut Vec<u8>) {
     let flags =
         e.level.is_some() as u8 | (e.host.is_some() as u8) << 1 | (e.source.is_some() as u8) << 2;
     out.push(flags);
     for s in [e.level, e.host, e.source].into_iter().flatten() {
-        put_str(&mut out, s);
+        put_str(out, s);
     }
     out.extend_from_slice(&(e.headers.len() as u32).to_be_bytes());
     for (k, v) in e.headers {
-        put_str(&mut out, k);
-        put_str(&mut out, v);
+        put_str(out, k);
+        put_str(out, v);
     }
     out.extend_from_slice(&(e.body.len() as u32).to_be_bytes());
     out.extend_from_slice(e.body);
-    out
 }
 
 struct Reader<'a> {

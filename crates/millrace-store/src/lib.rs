@@ -424,18 +424,20 @@ impl Store {
         .filter_map(|(k, v)| v.map(|v| codec::count_key(k, v)))
     }
 
-    /// Reads what a slice of a batch stores and indexes. Needs no lock: the sequence
-    /// numbers are given afterwards, and records do not hold them.
+    /// Reads what a slice of a batch stores and indexes, and packs its records into
+    /// blocks of [`BLOCK_EVENTS`] from its start. Needs no lock: the sequence numbers
+    /// are given afterwards, and records do not hold them.
     fn prepare(&self, events: &[Event], arrival: u64) -> Prepared {
         let mut p = Prepared {
             times: Vec::with_capacity(events.len()),
             levels: Vec::with_capacity(events.len()),
-            records: Vec::with_capacity(events.len()),
+            blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
+            record_lens: Vec::with_capacity(events.len()),
             terms: codec::Terms::default(),
             ends: Vec::with_capacity(events.len()),
             counts: HashMap::new(),
         };
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let time = e
                 .header("timestamp")
                 .and_then(|t| t.trim().parse::<u64>().ok())
@@ -448,7 +450,14 @@ impl Store {
                 headers: &e.headers,
                 body: &e.body,
             };
-            p.records.push(codec::encode(&view));
+            if i % BLOCK_EVENTS == 0 {
+                p.blocks.push(blocks::Records::default());
+            }
+            let block = p.blocks.last_mut().expect("a block was started above");
+            let len = block.push((i % BLOCK_EVENTS) as u64, time, |out| {
+                codec::encode_into(&view, out)
+            });
+            p.record_lens.push(len as u32);
             Self::index_terms(&view, &mut p.terms);
             p.ends.push(p.terms.len());
             for k in Self::counted(&view) {
@@ -456,6 +465,9 @@ impl Store {
             }
             p.times.push(time);
             p.levels.push(level);
+        }
+        for block in &mut p.blocks {
+            block.pack();
         }
         p
     }
@@ -476,7 +488,9 @@ impl Store {
         let arrival = time::now_ms();
         let pool = (batch.len() >= PARALLEL_EVENTS).then(append_pool).flatten();
         let parts: Vec<Prepared> = if let Some(pool) = pool {
-            let (first, second) = batch.split_at(batch.len() / 2);
+            // The first half ends at a block's end, so only the last block of the
+            // batch can be short.
+            let (first, second) = batch.split_at(batch.len() / 2 / BLOCK_EVENTS * BLOCK_EVENTS);
             let (a, b) = pool.join(
                 || self.prepare(first, arrival),
                 || self.prepare(second, arrival),
@@ -494,16 +508,15 @@ impl Store {
             .map(|(&time, seq)| EventId { time, seq })
             .collect();
         let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
-        let mut records: Vec<&[u8]> = Vec::with_capacity(batch.len());
         // The batch's postings, by prefix: one lookup in the memtable per distinct
         // value of the batch rather than one per value of each event.
         let mut postings = index::BatchPostings::default();
         let mut sizes = Vec::with_capacity(batch.len());
         for part in &parts {
             let mut start = 0;
-            for (&end, record) in part.ends.iter().zip(&part.records) {
+            for (&end, &len) in part.ends.iter().zip(&part.record_lens) {
                 let i = sizes.len() as u32;
-                let mut size = 17 + record.len() as u64;
+                let mut size = 17 + u64::from(len);
                 for t in start..end {
                     let p = part.terms.get(t);
                     let list = postings.entry(p).or_default();
@@ -513,7 +526,6 @@ impl Store {
                     }
                 }
                 sizes.push(size);
-                records.push(record);
                 start = end;
             }
             for (k, n) in &part.counts {
@@ -526,15 +538,11 @@ impl Store {
         let write_blocks = || -> Result<Vec<(u64, BlockMeta)>, StoreError> {
             let mut b = sled::Batch::default();
             let mut metas = Vec::new();
-            for (n, chunk) in ids.chunks(BLOCK_EVENTS).enumerate() {
-                let at = n * BLOCK_EVENTS;
-                let entries: Vec<(EventId, &[u8])> = chunk
-                    .iter()
-                    .copied()
-                    .zip(records[at..].iter().copied())
-                    .collect();
-                let bytes = sizes[at..at + chunk.len()].iter().sum();
-                metas.push(blocks::put(&mut b, &entries, bytes));
+            let mut at = 0;
+            for block in parts.iter().flat_map(|p| &p.blocks) {
+                let bytes = sizes[at..at + block.len()].iter().sum();
+                metas.push(block.put(&mut b, seq0 + at as u64, bytes));
+                at += block.len();
             }
             let writes = 2 + 2 * metas.len() + counts.len();
             self.apply_counts(&mut b, &counts)?;
@@ -1122,7 +1130,10 @@ struct Prepared {
     /// Each event's time; its sequence number is given under the write lock.
     times: Vec<u64>,
     levels: Vec<Option<String>>,
-    records: Vec<Vec<u8>>,
+    /// The records, packed, a block at a time.
+    blocks: Vec<blocks::Records>,
+    /// Each event's record length.
+    record_lens: Vec<u32>,
     terms: codec::Terms,
     /// Where each event's prefixes end in `terms`.
     ends: Vec<usize>,
