@@ -7,12 +7,13 @@
 //! 512 KB segment as a separate blob, and its page cache does not hold such nodes to
 //! `cache_capacity`: with blocks of 256 events (about 80 KB), a server's memory grew
 //! with every block a query read, to 4.3 GB after queries over 10 million events. With
-//! 16 (about 5 KB) it stays near the cache size.
+//! 16 unpacked (about 5 KB), and now 32 packed (about 3.5 KB), it stays near the cache
+//! size.
 //!
 //! A block is a table then the records:
 //! `n` (u32 BE), then per event `seq` (u64 BE), `time` (u64 BE), `end` (u32 BE, where
-//! its record ends in the data), then the records ([`crate::codec::encode`]) one after
-//! the other. The table is in sequence order, so one event is found by a binary search
+//! its record ends in the data), then the records ([`crate::codec::encode_into`]) one
+//! after the other. The table is in sequence order, so one event is found by a binary search
 //! without decoding the others.
 //!
 //! The records are stored packed with LZ4: [`PACKED`], the table as above, the length
