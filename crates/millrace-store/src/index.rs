@@ -98,6 +98,19 @@ impl Memtable {
         }
     }
 
+    /// The memtable that follows this one, sized for as many events and values, so
+    /// that filling it does not rehash its table as it grows.
+    pub fn next(&self, seq_lo: u64) -> Memtable {
+        Memtable {
+            ids: Vec::with_capacity(self.ids.len()),
+            terms: fxhash::FxHashMap::with_capacity_and_hasher(
+                self.terms.len(),
+                Default::default(),
+            ),
+            ..Memtable::new(seq_lo)
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

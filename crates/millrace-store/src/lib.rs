@@ -618,7 +618,8 @@ impl Store {
         let seq_hi = self.next_seq.load(Ordering::Relaxed);
         {
             let mut ix = write(&self.index);
-            let mem = std::mem::replace(&mut ix.mem, Memtable::new(seq_hi));
+            let next = ix.mem.next(seq_hi);
+            let mem = std::mem::replace(&mut ix.mem, next);
             ix.sealed = Some(Arc::new(mem));
         }
         let sent = match &*self.seal_tx.lock().unwrap_or_else(|e| e.into_inner()) {
