@@ -81,9 +81,9 @@ pub struct StoreOptions {
     /// Events indexed in memory before the index of them is written as a run. More
     /// means fewer runs for a query to visit, and more memory and more events to index
     /// again at open after a crash. The default keeps the memory index small enough
-    /// that its lookups mostly hit the CPU cache: at 65,536 events ingest was 45,458
-    /// events/s over 10 million events, at 16,384 it is over 70,000, with no indexed
-    /// query's p99 worse (benches/RESULTS.md, "Packed blocks, smaller runs").
+    /// that its lookups mostly hit the CPU cache: over 2 million events, ingest was
+    /// 60,304 events/s with runs of 65,536 and 71,236 with runs of 16,384, and no
+    /// indexed query was slower (benches/RESULTS.md, "Packed blocks, smaller runs").
     pub run_events: usize,
 }
 
