@@ -7,7 +7,7 @@
 //! 512 KB segment as a separate blob, and its page cache does not hold such nodes to
 //! `cache_capacity`: with blocks of 256 events (about 80 KB), a server's memory grew
 //! with every block a query read, to 4.3 GB after queries over 10 million events. With
-//! 16 unpacked (about 5 KB), and now 32 packed (about 3.5 KB), it stays near the cache
+//! 16 unpacked (about 5.7 KB), and now 32 packed (about 5.4 KB), it stays near the cache
 //! size.
 //!
 //! A block is a table then the records:
@@ -18,7 +18,7 @@
 //!
 //! The records are stored packed with LZ4: [`PACKED`], the table as above, the length
 //! of the records (u32 BE), then the records as one LZ4 block. Log lines of one block
-//! share hosts, file names, header names and words, so they pack to about a third;
+//! share hosts, file names, header names and words, so they pack to less than half;
 //! sled copies the tree node a key lands in on every write, so smaller values make
 //! each append and each node split cheaper, besides the disk saved. The records are
 //! packed by the threads that read a batch ([`Records`]), before the sequence numbers
@@ -37,8 +37,8 @@ use std::borrow::Cow;
 
 pub const BLOCK: u8 = b'b';
 pub const BLOCK_META: u8 = b'B';
-/// Events per block at most. Packed, a block of 32 log lines is about 3.5 KB: sled
-/// writes a block per key, and fewer keys per batch made ingest about 10% faster than
+/// Events per block at most. Packed, a block of 32 log lines is about 5.4 KB: sled
+/// writes a block per key, and fewer keys per batch made ingest 5-10% faster than
 /// blocks of 16, while each event a query reads still unpacks only 32.
 pub const BLOCK_EVENTS: usize = 32;
 const ENTRY: usize = 20;
