@@ -124,11 +124,9 @@ impl Records {
         self.data.len() - start
     }
 
-    /// Packs the records with LZ4, unless that does not make them smaller.
+    /// Packs the records with LZ4, unless that does not make them smaller. Called
+    /// once, after the last [`Records::push`].
     pub fn pack(&mut self) {
-        if self.packed_from.is_some() {
-            return;
-        }
         let mut out = vec![0; lz4_flex::block::get_maximum_output_size(self.data.len())];
         if let Ok(n) = lz4_flex::block::compress_into(&self.data, &mut out) {
             if n < self.data.len() {
@@ -179,9 +177,12 @@ impl Records {
 /// Adds a block of `events` (ascending sequence numbers, at least one) and its summary
 /// to `b` ([`Records::put`]).
 pub fn put(b: &mut sled::Batch, events: &[(EventId, &[u8])], bytes: u64) -> (u64, BlockMeta) {
-    records_of(events).put(b, events[0].0.seq, bytes)
+    let mut r = records_of(events);
+    r.pack();
+    r.put(b, events[0].0.seq, bytes)
 }
 
+/// The records of `events`, not packed.
 fn records_of(events: &[(EventId, &[u8])]) -> Records {
     let mut r = Records::default();
     for (id, rec) in events {
@@ -189,7 +190,6 @@ fn records_of(events: &[(EventId, &[u8])]) -> Records {
             out.extend_from_slice(rec)
         });
     }
-    r.pack();
     r
 }
 
@@ -289,11 +289,6 @@ impl<'a> Block<'a> {
 mod tests {
     use super::*;
 
-    fn packed_data_unpacked(r: &Records) -> Vec<u8> {
-        let len = r.packed_from.unwrap() as usize;
-        lz4_flex::block::decompress(&r.data, len).unwrap()
-    }
-
     #[test]
     fn blocks_find_each_record_by_sequence_number() {
         let recs: Vec<(EventId, Vec<u8>)> = [(3u64, 50u64), (4, 40), (9, 60)]
@@ -304,11 +299,10 @@ mod tests {
             })
             .collect();
         let refs: Vec<(EventId, &[u8])> = recs.iter().map(|(i, r)| (*i, &r[..])).collect();
-        let packed = records_of(&refs).value(3);
-        let mut unpacked = records_of(&refs);
-        unpacked.data = packed_data_unpacked(&unpacked);
-        unpacked.packed_from = None;
-        let plain = unpacked.value(3);
+        let mut records = records_of(&refs);
+        let plain = records.value(3);
+        records.pack();
+        let packed = records.value(3);
         assert_eq!(packed[0], PACKED);
         assert!(
             packed.len() * 2 < plain.len(),
@@ -372,7 +366,9 @@ mod tests {
             time: 0x1234_5678_9abc_def0,
             seq: 0x0fed_cba9_8765_4321,
         };
-        let v = records_of(&[(id, &noise[..])]).value(id.seq);
+        let mut records = records_of(&[(id, &noise[..])]);
+        records.pack();
+        let v = records.value(id.seq);
         assert_eq!(v[0], 0);
         assert_eq!(Block::parse(&v).unwrap().record(0), Some(&noise[..]));
     }

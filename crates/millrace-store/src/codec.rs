@@ -365,7 +365,21 @@ pub struct EventView<'a> {
     pub host: Option<&'a str>,
     pub source: Option<&'a str>,
     pub headers: &'a Headers,
-    pub body: &'a [u8],
+    pub body: &'a Bytes,
+}
+
+impl EventView<'_> {
+    /// The event as stored with id `id`.
+    pub fn to_stored(self, id: EventId) -> StoredEvent {
+        StoredEvent {
+            id,
+            level: self.level.map(str::to_string),
+            host: self.host.map(str::to_string),
+            source: self.source.map(str::to_string),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
+    }
 }
 
 impl StoredEvent {

@@ -443,13 +443,7 @@ impl Store {
                 .and_then(|t| t.trim().parse::<u64>().ok())
                 .unwrap_or(arrival);
             let level = self.level_of(e);
-            let view = EventView {
-                level: level.as_deref(),
-                host: e.header("host"),
-                source: source_of(e),
-                headers: &e.headers,
-                body: &e.body,
-            };
+            let view = view_of(e, level.as_deref());
             if i % BLOCK_EVENTS == 0 {
                 p.blocks.push(blocks::Records::default());
             }
@@ -593,14 +587,8 @@ impl Store {
         if self.tail.receiver_count() > 0 {
             let levels = parts.iter().flat_map(|p| &p.levels);
             for ((e, &id), level) in batch.iter().zip(&ids).zip(levels) {
-                let _ = self.tail.send(Arc::new(StoredEvent {
-                    id,
-                    level: level.clone(),
-                    host: e.header("host").map(str::to_string),
-                    source: source_of(e).map(str::to_string),
-                    headers: e.headers.clone(),
-                    body: e.body.clone(),
-                }));
+                let stored = view_of(e, level.as_deref()).to_stored(id);
+                let _ = self.tail.send(Arc::new(stored));
             }
         }
         Ok(ids)
@@ -768,40 +756,28 @@ impl Store {
     /// [`Store::get`], reading the event from the block in `cache` when it is there
     /// and keeping the block it reads there otherwise. A scan in time order reads
     /// the events of a block one after the other, so the block is found and
-    /// unpacked once, not once per event.
+    /// unpacked once, not once per event. Like any read during a purge, an event
+    /// the purge deletes meanwhile may still be read from the block kept.
     pub(crate) fn get_cached(
         &self,
         id: EventId,
         cache: &mut BlockCache,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let cached = cache
-            .0
-            .as_ref()
-            .and_then(|b| Some((b, b.find(id.seq)?)))
-            .filter(|(b, i)| b.id(*i) == id);
-        if cached.is_none() {
-            // The block is found in the tree, not in `blocks`: a purge step moves a
-            // block it shortens to a new key in one atomic write, which the tree shows
-            // at once.
-            let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
-            let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
-                return Ok(None);
-            };
-            let block = Block::parse(&v).ok_or(StoreError::Corrupt(id))?;
-            cache.0 = Some(block.into_owned());
+        if let Some(found) = cache.0.as_ref().and_then(|b| event_in(b, id)) {
+            return found.map(Some);
         }
-        let Some(block) = &cache.0 else {
+        // The block is found in the tree, not in `blocks`: a purge step moves a block
+        // it shortens to a new key in one atomic write, which the tree shows at once.
+        let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
+        let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
             return Ok(None);
         };
-        match block.find(id.seq) {
-            Some(i) if block.id(i) == id => {
-                let r = block.record(i).ok_or(StoreError::Corrupt(id))?;
-                codec::decode(id, r)
-                    .map(Some)
-                    .ok_or(StoreError::Corrupt(id))
-            }
-            _ => Ok(None),
-        }
+        let block = Block::parse(&v)
+            .ok_or(StoreError::Corrupt(id))?
+            .into_owned();
+        let found = event_in(&block, id);
+        cache.0 = Some(block);
+        found.transpose()
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -1122,6 +1098,13 @@ fn append_pool() -> Option<&'static rayon_core::ThreadPool> {
     .as_ref()
 }
 
+/// The event `id` from `block`; None when the block does not hold it.
+fn event_in(block: &Block<'_>, id: EventId) -> Option<Result<StoredEvent, StoreError>> {
+    let i = block.find(id.seq).filter(|&i| block.id(i) == id)?;
+    let event = block.record(i).and_then(|r| codec::decode(id, r));
+    Some(event.ok_or(StoreError::Corrupt(id)))
+}
+
 /// The event block a scan read last ([`Store::get_cached`]).
 #[derive(Default)]
 pub(crate) struct BlockCache(Option<Block<'static>>);
@@ -1141,9 +1124,16 @@ struct Prepared {
     counts: HashMap<Vec<u8>, i64>,
 }
 
-/// The source of an event: TAILDIR's and spooldir's `file` header, else `source`.
-fn source_of(e: &Event) -> Option<&str> {
-    e.header("file").or_else(|| e.header("source"))
+/// What the store keeps of an event whose level is `level`: its host is the `host`
+/// header, its source TAILDIR's and spooldir's `file` header, else `source`.
+fn view_of<'a>(e: &'a Event, level: Option<&'a str>) -> EventView<'a> {
+    EventView {
+        level,
+        host: e.header("host"),
+        source: e.header("file").or_else(|| e.header("source")),
+        headers: &e.headers,
+        body: &e.body,
+    }
 }
 
 /// Headers not indexed: a `timestamp` is unique per event (the id holds the time).
