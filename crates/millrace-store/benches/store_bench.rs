@@ -9,8 +9,10 @@
 //! deep chain over the INFO events, default 1000), `STORE_BENCH_CHAINS` (deep chains,
 //! default 10), `STORE_BENCH_INGEST_SECS` (stop ingesting after this long, even short of
 //! `STORE_BENCH_EVENTS`; the queries then cover the events kept), `STORE_BENCH_LIVE_BATCHES`
-//! (batches appended while time + host queries run, default 100). The store lives in a
-//! temporary directory under `TMPDIR` and is removed at the end.
+//! (batches appended while time + host queries run, default 100),
+//! `STORE_BENCH_WRITERS_EVENTS` (events for the concurrent writers table, default
+//! 1,000,000; 0 leaves it out). The stores live in temporary directories under `TMPDIR`
+//! and are removed at the end.
 //!
 //! Events are 200-byte log lines (`<RFC 3339 time> <LEVEL> [<service>] <message>
 //! trace=<16 hex> <filler words>`) with the headers a tailing agent with the host and
@@ -19,6 +21,11 @@
 //! DEBUG 15%, WARN 10%, ERROR 4.5%, FATAL 0.5%; messages come from 30 templates with
 //! user ids, order numbers, durations and addresses filled in. Each batch is appended
 //! and then flushed, as the store sink does before it commits its take.
+//!
+//! The last table appends the same events, generated beforehand, to an empty store from
+//! one thread and then from two, as two store sinks on one channel or two agents
+//! sending at once do: the rate counts wall time, from the first append to the last
+//! flush.
 //!
 //! Besides the tables on stdout, it prints RSS to stderr before each query, so that a
 //! query whose reads grow memory shows.
@@ -753,4 +760,57 @@ fn main() {
         rss as f64 / 1024.0
     );
     drop(store);
+    drop(tmp);
+    let writers_events = env_u64("STORE_BENCH_WRITERS_EVENTS", 1_000_000);
+    if writers_events > 0 {
+        writers_table(writers_events, batch);
+    }
+}
+
+/// Appends `n` events, generated beforehand, to an empty store from one thread and
+/// then from two; prints the rate of each.
+fn writers_table(n: u64, batch: u64) {
+    let mut rng = Rng(0x3e17);
+    let batches: Vec<Vec<Event>> = (0..n.div_ceil(batch))
+        .map(|b| {
+            (b * batch..((b + 1) * batch).min(n))
+                .map(|i| event(i, n, &mut rng))
+                .collect()
+        })
+        .collect();
+    println!();
+    println!("| writers ({n} events generated beforehand, empty store) | events/s (wall) |");
+    println!("|---|---|");
+    for writers in [1, 2] {
+        let tmp = tempfile::Builder::new()
+            .prefix("store-bench-writers")
+            .tempdir()
+            .expect("a temporary directory");
+        let store = Store::open(&tmp.path().join("store"), StoreOptions::default())
+            .expect("open the store");
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..writers {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("a runtime");
+                    loop {
+                        let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(events) = batches.get(b) else { break };
+                        store.append(events).expect("append");
+                        rt.block_on(store.flush()).expect("flush");
+                    }
+                });
+            }
+        });
+        let took = start.elapsed();
+        assert_eq!(
+            store.stats().expect("stats").events,
+            n,
+            "every event is kept"
+        );
+        println!("| {writers} | {:.0} |", n as f64 / took.as_secs_f64());
+    }
 }

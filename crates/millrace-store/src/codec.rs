@@ -265,6 +265,16 @@ pub struct Terms {
 }
 
 impl Terms {
+    /// Room for the prefixes of events whose bodies and headers take `bytes`, so that
+    /// the buffer is not copied again and again as it grows.
+    pub fn for_bytes(bytes: usize) -> Terms {
+        Terms {
+            buf: Vec::with_capacity(bytes + bytes / 2),
+            // A word of a log line takes six bytes or more, with its separator.
+            spans: Vec::with_capacity(bytes / 6),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }

@@ -482,7 +482,18 @@ impl Store {
             levels: Vec::with_capacity(events.len()),
             blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
             record_lens: Vec::with_capacity(events.len()),
-            terms: codec::Terms::default(),
+            terms: codec::Terms::for_bytes(
+                events
+                    .iter()
+                    .map(|e| {
+                        e.body.len()
+                            + e.headers
+                                .iter()
+                                .map(|(k, v)| k.len() + v.len())
+                                .sum::<usize>()
+                    })
+                    .sum(),
+            ),
             ends: Vec::with_capacity(events.len()),
             counts: fxhash::FxHashMap::default(),
             level_counts: fxhash::FxHashMap::default(),
@@ -1175,7 +1186,11 @@ impl Prepared<'_> {
     /// the slice rather than one per value of each event. With them, what each event
     /// adds to `stored_bytes` ([`event_bytes`]), counting a repeated word once.
     fn postings(&self) -> (index::BatchPostings<'_>, Vec<u64>) {
-        let mut postings = index::BatchPostings::default();
+        // Sized for about half the values being distinct, as in logs with ids.
+        let mut postings = index::BatchPostings::with_capacity_and_hasher(
+            self.terms.len() / 2,
+            Default::default(),
+        );
         let mut sizes = Vec::with_capacity(self.ends.len());
         let mut start = 0;
         for (&end, &len) in self.ends.iter().zip(&self.record_lens) {
