@@ -265,18 +265,13 @@ pub struct Terms {
 }
 
 impl Terms {
-    /// Room for the prefixes of events whose bodies and headers take `bytes`, so that
-    /// the buffer is not copied again and again as it grows.
-    pub fn for_bytes(bytes: usize) -> Terms {
-        Terms {
-            buf: Vec::with_capacity(bytes + bytes / 2),
-            // A word of a log line takes six bytes or more, with its separator.
-            spans: Vec::with_capacity(bytes / 6),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.spans.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.spans.clear();
     }
 
     pub fn get(&self, i: usize) -> &[u8] {

@@ -66,11 +66,12 @@ impl Purged {
     }
 }
 
-type Term = smallvec::SmallVec<[u8; 24]>;
+/// An index prefix. Most are short (a word, a host), so they are kept inline.
+pub type Term = smallvec::SmallVec<[u8; 24]>;
 pub type Positions = smallvec::SmallVec<[u32; 2]>;
 /// A batch's postings: for each index prefix, the positions in the batch of the
-/// events under it.
-pub type BatchPostings<'a> = fxhash::FxHashMap<&'a [u8], Positions>;
+/// events under it. It owns its prefixes, which the memtable then takes as they are.
+pub type BatchPostings = fxhash::FxHashMap<Term, Positions>;
 
 /// The index of the events since the last run, in memory.
 #[derive(Debug, Default)]
@@ -120,7 +121,7 @@ impl Memtable {
     pub fn add<'p>(&mut self, id: EventId, prefixes: impl IntoIterator<Item = &'p [u8]>) {
         let postings = prefixes
             .into_iter()
-            .map(|p| (p, Positions::from_slice(&[0])))
+            .map(|p| (Term::from_slice(p), Positions::from_slice(&[0])))
             .collect();
         self.add_batch(&[id], postings);
         self.publish();
@@ -134,20 +135,22 @@ impl Memtable {
     /// Indexes a batch of events: `ids`, and for each prefix the positions in `ids` of
     /// the events under it (and all of them under [`ALL`]). Queries do not see them
     /// until [`Memtable::publish`].
-    pub fn add_batch(&mut self, ids: &[EventId], mut postings: BatchPostings<'_>) {
+    pub fn add_batch(&mut self, ids: &[EventId], mut postings: BatchPostings) {
         let base = self.ids.len() as u32;
         self.ids.extend_from_slice(ids);
         for id in ids {
             self.tmin = self.tmin.min(id.time);
             self.tmax = self.tmax.max(id.time);
         }
-        postings.insert(ALL, (0..ids.len() as u32).collect());
-        for (p, list) in postings {
-            let shifted = list.iter().map(|i| base + i);
-            match self.terms.get_mut(p) {
-                Some(have) => have.extend(shifted),
-                None => {
-                    self.terms.insert(Term::from_slice(p), shifted.collect());
+        postings.insert(Term::from_slice(ALL), (0..ids.len() as u32).collect());
+        for (p, mut list) in postings {
+            match self.terms.entry(p) {
+                std::collections::hash_map::Entry::Occupied(mut have) => {
+                    have.get_mut().extend(list.iter().map(|i| base + i));
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    list.iter_mut().for_each(|i| *i += base);
+                    v.insert(list);
                 }
             }
         }
@@ -700,8 +703,8 @@ mod tests {
         m.add(id(5, 0), [&b"iterror\0"[..]]);
         let batch = |m: &mut Memtable, seq: u64| {
             let mut postings = BatchPostings::default();
-            postings.insert(&b"iterror\0"[..], Positions::from_slice(&[1]));
-            postings.insert(&b"itnew\0"[..], Positions::from_slice(&[0, 1]));
+            postings.insert(Term::from_slice(b"iterror\0"), Positions::from_slice(&[1]));
+            postings.insert(Term::from_slice(b"itnew\0"), Positions::from_slice(&[0, 1]));
             m.add_batch(&[id(6, seq), id(7, seq + 1)], postings);
         };
         batch(&mut m, 1);

@@ -481,23 +481,16 @@ impl Store {
             times: Vec::with_capacity(events.len()),
             levels: Vec::with_capacity(events.len()),
             blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
-            record_lens: Vec::with_capacity(events.len()),
-            terms: codec::Terms::for_bytes(
-                events
-                    .iter()
-                    .map(|e| {
-                        e.body.len()
-                            + e.headers
-                                .iter()
-                                .map(|(k, v)| k.len() + v.len())
-                                .sum::<usize>()
-                    })
-                    .sum(),
+            // Sized for about twenty distinct values per event, as in logs with ids.
+            postings: index::BatchPostings::with_capacity_and_hasher(
+                events.len() * 20,
+                Default::default(),
             ),
-            ends: Vec::with_capacity(events.len()),
+            sizes: Vec::with_capacity(events.len()),
             counts: fxhash::FxHashMap::default(),
             level_counts: fxhash::FxHashMap::default(),
         };
+        let mut terms = codec::Terms::default();
         for (i, e) in events.iter().enumerate() {
             let time = e
                 .header("timestamp")
@@ -525,9 +518,25 @@ impl Store {
             let len = block.push((i % BLOCK_EVENTS) as u64, time, |out| {
                 codec::encode_into(&view, out)
             });
-            p.record_lens.push(len as u32);
-            Self::index_terms(&view, &mut p.terms);
-            p.ends.push(p.terms.len());
+            terms.clear();
+            Self::index_terms(&view, &mut terms);
+            // What the event adds to `stored_bytes` ([`event_bytes`]): a word repeated
+            // in its body is one index entry.
+            let mut size = 17 + len as u64;
+            let at = i as u32;
+            for t in 0..terms.len() {
+                let term = terms.get(t);
+                match p.postings.get_mut(term) {
+                    Some(list) if list.last() == Some(&at) => continue,
+                    Some(list) => list.push(at),
+                    None => {
+                        let list = index::Positions::from_slice(&[at]);
+                        p.postings.insert(index::Term::from_slice(term), list);
+                    }
+                }
+                size += term.len() as u64 + 16;
+            }
+            p.sizes.push(size);
             p.times.push(time);
             p.levels.push(level);
         }
@@ -552,7 +561,7 @@ impl Store {
         }
         let arrival = time::now_ms();
         let pool = (batch.len() >= PARALLEL_EVENTS).then(append_pool).flatten();
-        let parts: Vec<Prepared> = if let Some(pool) = pool {
+        let mut parts: Vec<Prepared> = if let Some(pool) = pool {
             // The first half ends at a block's end, so only the last block of the
             // batch can be short.
             let (first, second) = batch.split_at(batch.len() / 2 / BLOCK_EVENTS * BLOCK_EVENTS);
@@ -563,13 +572,6 @@ impl Store {
             vec![a, b]
         } else {
             vec![self.prepare(batch, arrival)]
-        };
-        let gathered = match (pool, &parts[..]) {
-            (Some(pool), [a, b]) => {
-                let (a, b) = pool.join(|| a.postings(), || b.postings());
-                vec![a, b]
-            }
-            _ => parts.iter().map(Prepared::postings).collect(),
         };
         let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let seq0 = self.next_seq.load(Ordering::Relaxed);
@@ -589,7 +591,11 @@ impl Store {
                 *counts.entry(codec::count_key(kind, v)).or_default() += n;
             }
         }
-        let sizes: Vec<u64> = gathered.iter().flat_map(|(_, s)| s).copied().collect();
+        let sizes: Vec<u64> = parts.iter().flat_map(|p| &p.sizes).copied().collect();
+        let postings: Vec<(index::BatchPostings, usize)> = parts
+            .iter_mut()
+            .map(|p| (std::mem::take(&mut p.postings), p.sizes.len()))
+            .collect();
         let bytes: u64 = sizes.iter().sum();
         let events = self.events.load(Ordering::Relaxed) + batch.len() as u64;
         let total = self.stored_bytes.load(Ordering::Relaxed) + bytes;
@@ -616,9 +622,9 @@ impl Store {
             let mut ix = write(&self.index);
             let base = ix.mem.len();
             let mut at = 0;
-            for (postings, sizes) in gathered {
-                ix.mem.add_batch(&ids[at..at + sizes.len()], postings);
-                at += sizes.len();
+            for (part, n) in postings {
+                ix.mem.add_batch(&ids[at..at + n], part);
+                at += n;
             }
             base
         };
@@ -1170,45 +1176,15 @@ struct Prepared<'e> {
     levels: Vec<Option<String>>,
     /// The records, packed, a block at a time.
     blocks: Vec<blocks::Records>,
-    /// Each event's record length.
-    record_lens: Vec<u32>,
-    terms: codec::Terms,
-    /// Where each event's prefixes end in `terms`.
-    ends: Vec<usize>,
+    /// The postings of the slice, by prefix, with the positions of its events in the
+    /// slice: the memtable then takes one lookup per distinct value of the slice
+    /// rather than one per value of each event.
+    postings: index::BatchPostings,
+    /// What each event adds to `stored_bytes`.
+    sizes: Vec<u64>,
     /// Events per host and per source ([`Store::counted`]), and per level.
     counts: fxhash::FxHashMap<(Kind, &'e str), i64>,
     level_counts: fxhash::FxHashMap<String, i64>,
-}
-
-impl Prepared<'_> {
-    /// The postings of this slice of a batch, by prefix, with the positions of its
-    /// events in the slice: the memtable then takes one lookup per distinct value of
-    /// the slice rather than one per value of each event. With them, what each event
-    /// adds to `stored_bytes` ([`event_bytes`]), counting a repeated word once.
-    fn postings(&self) -> (index::BatchPostings<'_>, Vec<u64>) {
-        // Sized for about half the values being distinct, as in logs with ids.
-        let mut postings = index::BatchPostings::with_capacity_and_hasher(
-            self.terms.len() / 2,
-            Default::default(),
-        );
-        let mut sizes = Vec::with_capacity(self.ends.len());
-        let mut start = 0;
-        for (&end, &len) in self.ends.iter().zip(&self.record_lens) {
-            let i = sizes.len() as u32;
-            let mut size = 17 + u64::from(len);
-            for t in start..end {
-                let p = self.terms.get(t);
-                let list = postings.entry(p).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
-                    size += p.len() as u64 + 16;
-                }
-            }
-            sizes.push(size);
-            start = end;
-        }
-        (postings, sizes)
-    }
 }
 
 /// What the store keeps of an event whose level is `level`: its host is the `host`
