@@ -314,7 +314,8 @@ impl Terms {
     fn push_ascii_token(&mut self, w: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[INDEX, Kind::Token.byte()]);
-        self.buf.extend(w.iter().map(u8::to_ascii_lowercase));
+        self.buf.extend_from_slice(w);
+        self.buf[start + 2..].make_ascii_lowercase();
         self.buf.push(0);
         self.spans.push((start, self.buf.len()));
     }

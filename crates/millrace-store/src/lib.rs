@@ -43,6 +43,7 @@ use codec::{EventView, Kind, EVENT, INDEX};
 use index::{Memtable, Purged, Run};
 use millrace_core::Event;
 use regex::Regex;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -417,19 +418,19 @@ impl Store {
         &self.dir
     }
 
-    fn level_of(&self, e: &Event) -> Option<String> {
+    fn level_of(&self, e: &Event) -> Option<Cow<'static, str>> {
         if let Some(l) = e.header("level").map(str::trim).filter(|l| !l.is_empty()) {
-            return Some(normalize_level(l));
+            return Some(normalize_level(l).into());
         }
         // Levels sit near the start of a line; a long body is not scanned whole.
         let head = &e.body[..e.body.len().min(512)];
         if self.default_levels && head.is_ascii() {
-            return default_level(head).map(str::to_string);
+            return default_level(head).map(Cow::Borrowed);
         }
         let text = String::from_utf8_lossy(head);
         let caps = self.level_re.captures(&text)?;
         let m = caps.get(1).or_else(|| caps.get(0))?;
-        Some(normalize_level(m.as_str()))
+        Some(normalize_level(m.as_str()).into())
     }
 
     /// Adds the index prefixes of an event to `t` (a word of the body seen twice is
@@ -504,7 +505,7 @@ impl Store {
                 *p.counts.entry(k).or_default() += 1;
             }
             if let Some(l) = &level {
-                match p.level_counts.get_mut(l.as_str()) {
+                match p.level_counts.get_mut(l.as_ref()) {
                     Some(n) => *n += 1,
                     None => {
                         p.level_counts.insert(l.clone(), 1);
@@ -1173,7 +1174,7 @@ pub(crate) struct BlockCache(Option<Block<'static>>);
 struct Prepared<'e> {
     /// Each event's time; its sequence number is given under the write lock.
     times: Vec<u64>,
-    levels: Vec<Option<String>>,
+    levels: Vec<Option<Cow<'static, str>>>,
     /// The records, packed, a block at a time.
     blocks: Vec<blocks::Records>,
     /// The postings of the slice, by prefix, with the positions of its events in the
@@ -1184,7 +1185,7 @@ struct Prepared<'e> {
     sizes: Vec<u64>,
     /// Events per host and per source ([`Store::counted`]), and per level.
     counts: fxhash::FxHashMap<(Kind, &'e str), i64>,
-    level_counts: fxhash::FxHashMap<String, i64>,
+    level_counts: fxhash::FxHashMap<Cow<'static, str>, i64>,
 }
 
 /// What the store keeps of an event whose level is `level`: its host is the `host`
