@@ -482,9 +482,10 @@ impl Store {
             times: Vec::with_capacity(events.len()),
             levels: Vec::with_capacity(events.len()),
             blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
-            // Sized for about twenty distinct values per event, as in logs with ids.
+            // Sized for logs whose events each bring about eight new values (ids,
+            // numbers, times); a larger table would fall out of the CPU cache.
             postings: index::BatchPostings::with_capacity_and_hasher(
-                events.len() * 20,
+                events.len() * 8,
                 Default::default(),
             ),
             sizes: Vec::with_capacity(events.len()),
