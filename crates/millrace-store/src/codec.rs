@@ -153,7 +153,7 @@ pub fn index_prefix(kind: Kind, value: &str) -> Vec<u8> {
     t.buf
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -161,7 +161,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(b: &mut &[u8]) -> Option<u64> {
+pub fn get_varint(b: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = b.split_first()?;

@@ -242,7 +242,7 @@ impl Memtable {
             if block.is_empty() {
                 firsts.push(term[..].into());
             }
-            put_entry(&mut block, term, &ids);
+            put_entry(&mut block, term, &ids, (self.tmin, self.seq_lo));
             if block.len() >= RUN_BLOCK_BYTES {
                 blocks.push(std::mem::take(&mut block));
             }
@@ -259,40 +259,73 @@ impl Memtable {
                 events,
                 firsts,
                 bloom,
+                time_base: Some(self.tmin),
             },
             blocks,
         ))
     }
 }
 
-/// An entry of an index block: the value (u16 BE length, bytes), the first id (16
-/// bytes), the list's length (u32 BE) and the rest of the list
-/// ([`codec::encode_postings`]).
-fn put_entry(out: &mut Vec<u8>, term: &[u8], ids: &[EventId]) {
-    out.extend_from_slice(&(term.len() as u16).to_be_bytes());
+/// An entry of an index block, as runs write it: varints of the value's length, then
+/// the value, the first id less the run's `base` (its time less the earliest time of
+/// the memtable, its seq less the run's first seq), the length of the rest of the
+/// list, then that list ([`codec::encode_postings`]). Most values of a log (ids,
+/// numbers) have one event, so the entry is mostly its value: about 18 bytes for a
+/// 12-byte value, where the fixed-width layout before took 34.
+fn put_entry(out: &mut Vec<u8>, term: &[u8], ids: &[EventId], base: (u64, u64)) {
+    codec::put_varint(out, term.len() as u64);
     out.extend_from_slice(term);
-    out.extend_from_slice(&ids[0].to_bytes());
+    codec::put_varint(out, ids[0].time.wrapping_sub(base.0));
+    codec::put_varint(out, ids[0].seq.wrapping_sub(base.1));
     let list = codec::encode_postings(ids);
-    out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+    codec::put_varint(out, list.len() as u64);
     out.extend_from_slice(&list);
 }
 
-/// The entries of an index block, in value order: (value, first id, list bytes).
-/// Stops at the first damaged entry, which it gives as an error.
-fn entries(mut b: &[u8]) -> impl Iterator<Item = Option<(&[u8], EventId, &[u8])>> {
+/// An entry of the fixed-width layout of runs written before [`put_entry`]'s: the
+/// value (u16 BE length, bytes), the first id (16 bytes), the list's length (u32 BE)
+/// and the list.
+fn fixed_entry<'b>(b: &mut &'b [u8]) -> Option<(&'b [u8], EventId, &'b [u8])> {
+    let n = u16::from_be_bytes(b.get(..2)?.try_into().ok()?) as usize;
+    let term = b.get(2..2 + n)?;
+    let first = EventId::from_bytes(b.get(2 + n..18 + n)?)?;
+    let len = u32::from_be_bytes(b.get(18 + n..22 + n)?.try_into().ok()?) as usize;
+    let list = b.get(22 + n..22 + n + len)?;
+    *b = &b[22 + n + len..];
+    Some((term, first, list))
+}
+
+fn compact_entry<'b>(b: &mut &'b [u8], base: (u64, u64)) -> Option<(&'b [u8], EventId, &'b [u8])> {
+    fn take<'b>(b: &mut &'b [u8], n: u64) -> Option<&'b [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    let n = codec::get_varint(b)?;
+    let term = take(b, n)?;
+    let time = codec::get_varint(b)?.wrapping_add(base.0);
+    let seq = codec::get_varint(b)?.wrapping_add(base.1);
+    let len = codec::get_varint(b)?;
+    let list = take(b, len)?;
+    Some((term, EventId { time, seq }, list))
+}
+
+/// The entries of an index block of `run`, in value order: (value, first id, list
+/// bytes). Stops at the first damaged entry, which it gives as an error.
+fn entries<'b>(
+    run: &Run,
+    mut b: &'b [u8],
+) -> impl Iterator<Item = Option<(&'b [u8], EventId, &'b [u8])>> {
+    let base = run.time_base.map(|t| (t, run.seq_lo));
     std::iter::from_fn(move || {
         if b.is_empty() {
             return None;
         }
-        let entry = (|| {
-            let n = u16::from_be_bytes(b.get(..2)?.try_into().ok()?) as usize;
-            let term = b.get(2..2 + n)?;
-            let first = EventId::from_bytes(b.get(2 + n..18 + n)?)?;
-            let len = u32::from_be_bytes(b.get(18 + n..22 + n)?.try_into().ok()?) as usize;
-            let list = b.get(22 + n..22 + n + len)?;
-            b = &b[22 + n + len..];
-            Some((term, first, list))
-        })();
+        let entry = match base {
+            Some(base) => compact_entry(&mut b, base),
+            None => fixed_entry(&mut b),
+        };
         if entry.is_none() {
             b = &[];
         }
@@ -312,7 +345,15 @@ pub struct Run {
     /// The first value of each index block.
     firsts: Vec<Box<[u8]>>,
     bloom: Bloom,
+    /// For blocks in the layout of [`put_entry`], the time its first ids are written
+    /// from; None for the fixed-width layout of earlier runs.
+    time_base: Option<u64>,
 }
+
+/// The first byte of the header of a run whose blocks are in the layout of
+/// [`put_entry`], followed by its time base (u64 BE). Earlier headers start with the
+/// run's last seq (u64 BE), whose first byte is 0 below 2^56.
+const COMPACT_RUN: u8 = 0xff;
 
 /// A Bloom filter of a run's values, kept in its header: a walk for a rare value (a
 /// trace id, a user) passes over the runs without it instead of reading an index
@@ -379,6 +420,10 @@ impl Run {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        if let Some(t) = self.time_base {
+            out.push(COMPACT_RUN);
+            out.extend_from_slice(&t.to_be_bytes());
+        }
         for v in [self.seq_hi, self.tmin, self.tmax, self.events] {
             out.extend_from_slice(&v.to_be_bytes());
         }
@@ -394,6 +439,10 @@ impl Run {
     }
 
     pub fn decode(seq_lo: u64, v: &[u8]) -> Option<Run> {
+        let (time_base, v) = match v.split_first() {
+            Some((&COMPACT_RUN, rest)) => (Some(codec::u64_value(rest.get(..8)?)), &rest[8..]),
+            _ => (None, v),
+        };
         let u = |i: usize| Some(codec::u64_value(v.get(i * 8..i * 8 + 8)?));
         let words = u32::from_be_bytes(v.get(32..36)?.try_into().ok()?) as usize;
         let bits = v
@@ -416,6 +465,7 @@ impl Run {
             events: u(3)?,
             firsts,
             bloom: Bloom { bits },
+            time_base,
         })
     }
 
@@ -434,7 +484,7 @@ impl Run {
             return Ok(Vec::new());
         }
         let block = self.block(tree, at - 1)?;
-        for e in entries(&block) {
+        for e in entries(self, &block) {
             let (term, first, list) = e.ok_or(StoreError::DamagedIndex(self.seq_lo))?;
             match term.cmp(prefix) {
                 std::cmp::Ordering::Less => continue,
@@ -465,7 +515,7 @@ impl Run {
                 break;
             }
             let block = self.block(tree, i)?;
-            for e in entries(&block) {
+            for e in entries(self, &block) {
                 let (term, first, list) = e.ok_or(StoreError::DamagedIndex(self.seq_lo))?;
                 if !term.starts_with(prefix) {
                     continue;
@@ -771,6 +821,10 @@ mod tests {
         }
         let (run, blocks) = m.to_run(3000, &Purged::default()).unwrap();
         assert!(blocks.len() > 2, "{} blocks", blocks.len());
+        // 3,000 entries of one id (8-byte values) and two lists of 3,000 ids: the
+        // fixed-width layout took 30 bytes per entry of one id, 108,000 in all.
+        let bytes: usize = blocks.iter().map(Vec::len).sum();
+        assert!(bytes < 70_000, "{bytes} bytes of index blocks");
         assert_eq!((run.events, run.tmin, run.tmax), (3000, 1000, 1499));
         let (_dir, _db, tree) = scratch_tree();
         for (i, b) in blocks.iter().enumerate() {
@@ -790,6 +844,62 @@ mod tests {
         run.count_prefixed(&tree, b"it0001", &Purged::default(), &mut counts)
             .unwrap();
         assert_eq!(counts.len(), 10);
+    }
+
+    #[test]
+    fn runs_of_the_fixed_width_layout_are_still_read() {
+        // An index block as runs wrote them before the compact layout.
+        let put_fixed = |out: &mut Vec<u8>, term: &[u8], ids: &[EventId]| {
+            out.extend_from_slice(&(term.len() as u16).to_be_bytes());
+            out.extend_from_slice(term);
+            out.extend_from_slice(&ids[0].to_bytes());
+            let list = codec::encode_postings(ids);
+            out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+            out.extend_from_slice(&list);
+        };
+        let ids = [id(1000, 5), id(1001, 6), id(1001, 7)];
+        let mut block = Vec::new();
+        put_fixed(&mut block, ALL, &ids);
+        put_fixed(&mut block, b"ih web-1\0", &ids[..2]);
+        put_fixed(&mut block, b"it disk\0", &ids[2..]);
+        let mut bloom = Bloom::for_values(3);
+        for v in [ALL, b"ih web-1\0", b"it disk\0"] {
+            bloom.insert(v);
+        }
+        let run = Run {
+            seq_lo: 5,
+            seq_hi: 8,
+            tmin: 1000,
+            tmax: 1001,
+            events: 3,
+            firsts: vec![ALL.into()],
+            bloom,
+            time_base: None,
+        };
+        let header = run.encode();
+        assert_eq!(header[0], 0, "an earlier header starts with its last seq");
+        let run = Run::decode(5, &header).unwrap();
+        assert_eq!(run.time_base, None);
+        let (_dir, _db, tree) = scratch_tree();
+        tree.insert(run_key(5, 0), block).unwrap();
+        assert_eq!(run.ids_of(&tree, ALL).unwrap(), ids);
+        assert_eq!(run.ids_of(&tree, b"it disk\0").unwrap(), [id(1001, 7)]);
+        let mut counts = HashMap::new();
+        run.count_prefixed(&tree, b"ih", &Purged::default(), &mut counts)
+            .unwrap();
+        assert_eq!(counts, HashMap::from([(b"ih web-1\0".to_vec(), 2)]));
+        // A compact block cut short is damaged, not misread.
+        let mut m = Memtable::new(5);
+        m.add(id(1000, 5), [&b"it disk\0"[..]]);
+        let (run, blocks) = m.to_run(6, &Purged::default()).unwrap();
+        let run = Run::decode(5, &run.encode()).unwrap();
+        assert_eq!(run.time_base, Some(1000));
+        tree.insert(run_key(5, 0), &blocks[0][..blocks[0].len() - 1])
+            .unwrap();
+        assert!(matches!(
+            run.ids_of(&tree, b"it disk\0"),
+            Err(StoreError::DamagedIndex(5))
+        ));
     }
 
     #[test]
