@@ -270,7 +270,7 @@ impl Memtable {
 /// the value, the first id less the run's `base` (its time less the earliest time of
 /// the memtable, its seq less the run's first seq), the length of the rest of the
 /// list, then that list ([`codec::encode_postings`]). Most values of a log (ids,
-/// numbers) have one event, so the entry is mostly its value: about 18 bytes for a
+/// numbers) have one event, so the entry is mostly its value: about 19 bytes for a
 /// 12-byte value, where the fixed-width layout before took 34.
 fn put_entry(out: &mut Vec<u8>, term: &[u8], ids: &[EventId], base: (u64, u64)) {
     codec::put_varint(out, term.len() as u64);
