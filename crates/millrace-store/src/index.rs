@@ -295,6 +295,7 @@ fn fixed_entry<'b>(b: &mut &'b [u8]) -> Option<(&'b [u8], EventId, &'b [u8])> {
     Some((term, first, list))
 }
 
+/// An entry as [`put_entry`] writes it, with the `base` of its run.
 fn compact_entry<'b>(b: &mut &'b [u8], base: (u64, u64)) -> Option<(&'b [u8], EventId, &'b [u8])> {
     fn take<'b>(b: &mut &'b [u8], n: u64) -> Option<&'b [u8]> {
         let n = usize::try_from(n).ok()?;

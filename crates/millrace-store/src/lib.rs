@@ -225,8 +225,8 @@ const PURGE_STEP: usize = 1000;
 
 /// The number of events per host, level and source, as stored under the `c` keys.
 /// Read once at open and kept by the writers, which hold [`Store::write`], so that an
-/// append writes its counters without reading each back from sled first (a read per
-/// counter cost a tenth of the append time).
+/// append writes its counters without reading each back from sled first (those reads
+/// took 0.65 s per million events in store_bench).
 #[derive(Debug, Default)]
 struct Counters(HashMap<Vec<u8>, u64>);
 
@@ -500,8 +500,8 @@ impl Store {
                 .unwrap_or(arrival);
             let level = self.level_of(e);
             let view = view_of(e, level.as_deref());
-            // Borrowed from the event where they can be: the level may be read from
-            // the body, so its counts are keyed by an owned copy, made once per level.
+            // Counted by values borrowed from the event; a level, which may come from
+            // the body, by its own string, copied only when first seen in the slice.
             for k in Self::counted(&view_of(e, None)) {
                 *p.counts.entry(k).or_default() += 1;
             }
@@ -1208,7 +1208,7 @@ fn indexed_header(key: &str) -> bool {
 
 /// What [`DEFAULT_LEVEL_REGEX`] finds in an ASCII text, normalized: the first whole
 /// word (between non-word characters, `_` being a word character as for `\b`) that
-/// is a level. The regex took a tenth of an append's time.
+/// is a level. The regex took 1.3 s of thread time per million events in store_bench.
 fn default_level(text: &[u8]) -> Option<&'static str> {
     const LEVELS: [&str; 7] = [
         "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL",
