@@ -138,7 +138,7 @@ impl Records {
     }
 
     /// The block's value, its first event having sequence number `first_seq`.
-    pub fn value(&self, first_seq: u64) -> Vec<u8> {
+    fn value(&self, first_seq: u64) -> Vec<u8> {
         let n = self.len();
         let mut out = Vec::with_capacity(9 + n * ENTRY + self.data.len());
         if self.packed_from.is_some() {

@@ -282,13 +282,20 @@ impl Terms {
     /// Adds the prefix of `value` of `kind`: [`INDEX`], the kind, [`index_value`] of
     /// the value (as it is unless too long or holding a NUL), NUL.
     pub fn push(&mut self, kind: Kind, value: &str) {
+        self.push_with(kind, |buf| {
+            if value.len() <= MAX_INDEXED && !value.contains('\0') {
+                buf.extend_from_slice(value.as_bytes());
+            } else {
+                buf.extend_from_slice(index_value(value).as_bytes());
+            }
+        });
+    }
+
+    /// Adds a prefix of `kind` whose value `write` appends to the buffer.
+    fn push_with(&mut self, kind: Kind, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[INDEX, kind.byte()]);
-        if value.len() <= MAX_INDEXED && !value.contains('\0') {
-            self.buf.extend_from_slice(value.as_bytes());
-        } else {
-            self.buf.extend_from_slice(index_value(value).as_bytes());
-        }
+        write(&mut self.buf);
         self.buf.push(0);
         self.spans.push((start, self.buf.len()));
     }
@@ -302,22 +309,19 @@ impl Terms {
         {
             return self.push(Kind::Header, &header_value(key, value));
         }
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[INDEX, Kind::Header.byte()]);
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(&[HEADER_SEP as u8]);
-        self.buf.extend_from_slice(value.as_bytes());
-        self.buf.push(0);
-        self.spans.push((start, self.buf.len()));
+        self.push_with(Kind::Header, |buf| {
+            buf.extend_from_slice(key.as_bytes());
+            buf.push(HEADER_SEP as u8);
+            buf.extend_from_slice(value.as_bytes());
+        });
     }
 
     fn push_ascii_token(&mut self, w: &[u8]) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[INDEX, Kind::Token.byte()]);
-        self.buf.extend_from_slice(w);
-        self.buf[start + 2..].make_ascii_lowercase();
-        self.buf.push(0);
-        self.spans.push((start, self.buf.len()));
+        self.push_with(Kind::Token, |buf| {
+            let start = buf.len();
+            buf.extend_from_slice(w);
+            buf[start..].make_ascii_lowercase();
+        });
     }
 
     /// Adds the prefixes of the words of `body` that the token index holds (the words
