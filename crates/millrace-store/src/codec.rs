@@ -176,15 +176,13 @@ pub fn get_varint(b: &mut &[u8]) -> Option<u64> {
 
 /// A posting list of `ids` (ascending, without repeats; the first is kept apart): for
 /// each id after the first, the varint of its time less the previous time, then the
-/// varint of its seq less the previous seq (wrapping, zigzag).
-pub fn encode_postings(ids: &[EventId]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len().saturating_sub(1) * 3);
+/// varint of its seq less the previous seq (wrapping, zigzag). Appends to `out`.
+pub fn encode_postings(ids: &[EventId], out: &mut Vec<u8>) {
     for w in ids.windows(2) {
-        put_varint(&mut out, w[1].time.wrapping_sub(w[0].time));
+        put_varint(out, w[1].time.wrapping_sub(w[0].time));
         let d = w[1].seq.wrapping_sub(w[0].seq) as i64;
-        put_varint(&mut out, ((d << 1) ^ (d >> 63)) as u64);
+        put_varint(out, ((d << 1) ^ (d >> 63)) as u64);
     }
-    out
 }
 
 /// The ids of a posting list whose first id is `first`; None when damaged.
@@ -554,7 +552,8 @@ mod tests {
             },
         ];
         for n in 1..=ids.len() {
-            let v = encode_postings(&ids[..n]);
+            let mut v = Vec::new();
+            encode_postings(&ids[..n], &mut v);
             assert_eq!(decode_postings(ids[0], &v).unwrap(), ids[..n]);
         }
         assert_eq!(decode_postings(ids[0], &[0x80]), None);

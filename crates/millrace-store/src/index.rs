@@ -70,25 +70,36 @@ impl Purged {
 pub type Term = smallvec::SmallVec<[u8; 24]>;
 pub type Positions = smallvec::SmallVec<[u32; 2]>;
 /// A batch's postings: for each index prefix, the positions in the batch of the
-/// events under it. It owns its prefixes, which the memtable then takes as they are.
+/// events under it. It owns its prefixes, which the memtable then keeps as they are.
 pub type BatchPostings = fxhash::FxHashMap<Term, Positions>;
 
 /// The index of the events since the last run, in memory.
+///
+/// It keeps the postings of each batch as the batch brought them, one table per
+/// batch, instead of merging them into one table as batches come: that merge held
+/// the memory index's lock for 1.8 s per million events in store_bench, on the
+/// append's path, and the run writer sorts every value of the memtable anyway, so
+/// it merges the tables there, off that path. A query looks a value up in each
+/// table, a few dozen per memtable; small batches are merged into the table before
+/// them ([`SMALL_PART`]), so that many small appends do not make many tables.
 #[derive(Debug, Default)]
 pub struct Memtable {
     /// The first sequence number it covers.
     pub seq_lo: u64,
     /// Events in the order added; postings hold positions in this.
     ids: Vec<EventId>,
-    /// Most values (a trace id, an order number) have one or two events, so short
-    /// values and short lists are kept inline, saving two allocations each.
-    terms: fxhash::FxHashMap<Term, Positions>,
+    /// The postings of each batch, with the position of its first event, in order.
+    parts: Vec<(u32, BatchPostings)>,
     /// Queries see the positions below this: a batch is added while its events are
     /// still being written and made visible once they are ([`Memtable::publish`]).
     visible: u32,
     tmin: u64,
     tmax: u64,
 }
+
+/// A table of postings with fewer events than this takes the next batch's postings
+/// into it rather than standing alone.
+const SMALL_PART: u32 = 256;
 
 impl Memtable {
     pub fn new(seq_lo: u64) -> Memtable {
@@ -99,15 +110,11 @@ impl Memtable {
         }
     }
 
-    /// The memtable that follows this one, sized for as many events and values, so
-    /// that filling it does not rehash its table as it grows.
+    /// The memtable that follows this one, sized for as many events and batches.
     pub fn next(&self, seq_lo: u64) -> Memtable {
         Memtable {
             ids: Vec::with_capacity(self.ids.len()),
-            terms: fxhash::FxHashMap::with_capacity_and_hasher(
-                self.terms.len(),
-                Default::default(),
-            ),
+            parts: Vec::with_capacity(self.parts.len()),
             ..Memtable::new(seq_lo)
         }
     }
@@ -143,45 +150,69 @@ impl Memtable {
             self.tmax = self.tmax.max(id.time);
         }
         postings.insert(Term::from_slice(ALL), (0..ids.len() as u32).collect());
-        for (p, mut list) in postings {
-            match self.terms.entry(p) {
-                std::collections::hash_map::Entry::Occupied(mut have) => {
-                    have.get_mut().extend(list.iter().map(|i| base + i));
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    list.iter_mut().for_each(|i| *i += base);
-                    v.insert(list);
+        match self.parts.last_mut() {
+            Some((start, last)) if base - *start < SMALL_PART => {
+                let shift = base - *start;
+                for (p, mut list) in postings {
+                    list.iter_mut().for_each(|i| *i += shift);
+                    match last.entry(p) {
+                        std::collections::hash_map::Entry::Occupied(mut have) => {
+                            have.get_mut().extend(list)
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(list);
+                        }
+                    }
                 }
             }
+            _ => self.parts.push((base, postings)),
         }
     }
 
     /// Takes back the events from position `len` on, added by a batch whose write to
-    /// disk failed. Rare, so it walks every value.
+    /// disk failed. Rare, so it walks every value of the last table.
     pub fn truncate(&mut self, len: usize) {
         if len >= self.ids.len() {
             return;
         }
         let cut = len as u32;
-        self.terms.retain(|_, list| {
-            while list.last().is_some_and(|&i| i >= cut) {
-                list.pop();
-            }
-            !list.is_empty()
-        });
+        while self.parts.last().is_some_and(|(start, _)| *start >= cut) {
+            self.parts.pop();
+        }
+        if let Some((start, last)) = self.parts.last_mut() {
+            let keep = cut - *start;
+            last.retain(|_, list| {
+                while list.last().is_some_and(|&i| i >= keep) {
+                    list.pop();
+                }
+                !list.is_empty()
+            });
+        }
         self.ids.truncate(len);
         self.visible = self.visible.min(cut);
         self.tmin = self.ids.iter().map(|id| id.time).min().unwrap_or(u64::MAX);
         self.tmax = self.ids.iter().map(|id| id.time).max().unwrap_or(0);
     }
 
+    /// The positions under `prefix` that queries may see, table by table.
+    fn lists<'m>(&'m self, prefix: &'m [u8]) -> impl Iterator<Item = u32> + 'm {
+        self.parts
+            .iter()
+            .take_while(|(start, _)| *start < self.visible)
+            .filter_map(move |(start, part)| {
+                let list = part.get(prefix)?;
+                let seen = self.visible - start;
+                let list = &list[..list.partition_point(|&i| i < seen)];
+                Some(list.iter().map(move |i| start + i))
+            })
+            .flatten()
+    }
+
     /// The ids under `prefix` in `lo..=hi`, ascending, without purged ones.
     pub fn ids_of(&self, prefix: &[u8], lo: u128, hi: u128, purged: &Purged) -> Vec<u128> {
-        let list = self.terms.get(prefix).map_or(&[][..], |l| &l[..]);
         let mut ids: Vec<u128> = self
-            .visible_part(list)
-            .iter()
-            .map(|&i| self.ids[i as usize])
+            .lists(prefix)
+            .map(|i| self.ids[i as usize])
             .filter(|id| !purged.gone(*id))
             .map(EventId::as_u128)
             .filter(|id| (lo..=hi).contains(id))
@@ -190,22 +221,23 @@ impl Memtable {
         ids
     }
 
-    /// The positions of a list that queries may see; lists are in position order.
-    fn visible_part<'l>(&self, list: &'l [u32]) -> &'l [u32] {
-        &list[..list.partition_point(|&i| i < self.visible)]
-    }
-
     /// Every value starting with `prefix`, with its number of (not purged) events.
     pub fn count_prefixed(&self, prefix: &[u8], purged: &Purged, out: &mut HashMap<Vec<u8>, u64>) {
-        for (term, list) in &self.terms {
-            if term.starts_with(prefix) {
-                let n = self
-                    .visible_part(list)
-                    .iter()
-                    .filter(|&&i| !purged.gone(self.ids[i as usize]))
-                    .count() as u64;
-                if n > 0 {
-                    *out.entry(term.to_vec()).or_default() += n;
+        for (start, part) in &self.parts {
+            if *start >= self.visible {
+                break;
+            }
+            let seen = self.visible - start;
+            for (term, list) in part {
+                if term.starts_with(prefix) {
+                    let n = list
+                        .iter()
+                        .take_while(|&&i| i < seen)
+                        .filter(|&&i| !purged.gone(self.ids[(start + i) as usize]))
+                        .count() as u64;
+                    if n > 0 {
+                        *out.entry(term.to_vec()).or_default() += n;
+                    }
                 }
             }
         }
@@ -214,35 +246,73 @@ impl Memtable {
     /// The run of this memtable, covering sequence numbers up to `seq_hi`: its header
     /// and its index blocks. None when every event in it was purged.
     pub fn to_run(&self, seq_hi: u64, purged: &Purged) -> Option<(Run, Vec<Vec<u8>>)> {
-        let mut terms: Vec<(&Term, &Positions)> = self.terms.iter().collect();
-        terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // Every table's values in byte order, a value's tables in batch order. Most
+        // values differ in their first 16 bytes, which compare as one integer.
+        let mut entries: Vec<(u128, &[u8], u32, &Positions)> = self
+            .parts
+            .iter()
+            .flat_map(|(start, part)| part.iter().map(|(t, l)| (sort_key(t), &t[..], *start, l)))
+            .collect();
+        entries.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.cmp(b.1))
+                .then_with(|| a.2.cmp(&b.2))
+        });
+        let values = entries
+            .iter()
+            .zip(entries.iter().skip(1))
+            .filter(|(a, b)| a.1 != b.1)
+            .count()
+            + 1;
+        // Lists hold positions in batch order, and a run keeps ids in id order, which
+        // differs when times do: each position's rank in id order, so that a list is
+        // sorted as small integers rather than as ids.
+        let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| self.ids[i as usize]);
+        let mut rank = vec![0u32; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
         let mut blocks = Vec::new();
         let mut firsts: Vec<Box<[u8]>> = Vec::new();
-        let mut bloom = Bloom::for_values(terms.len());
+        let mut bloom = Bloom::for_values(values);
         let mut block = Vec::with_capacity(RUN_BLOCK_BYTES + 1024);
+        let mut ranks: Vec<u32> = Vec::new();
         let mut ids = Vec::new();
+        let mut list = Vec::new();
         let (mut tmin, mut tmax, mut events) = (u64::MAX, 0, 0u64);
-        for (term, list) in terms {
+        let mut rest = &entries[..];
+        while let Some(&(_, term, _, _)) = rest.first() {
+            let n = rest.iter().take_while(|e| e.1 == term).count();
+            let (same, next) = rest.split_at(n);
+            rest = next;
+            ranks.clear();
+            for (_, _, start, positions) in same {
+                ranks.extend(positions.iter().map(|&i| rank[(start + i) as usize]));
+            }
+            if !ranks.is_sorted() {
+                ranks.sort_unstable();
+            }
             ids.clear();
             ids.extend(
-                list.iter()
-                    .map(|&i| self.ids[i as usize])
+                ranks
+                    .iter()
+                    .map(|&r| self.ids[order[r as usize] as usize])
                     .filter(|id| !purged.gone(*id)),
             );
             if ids.is_empty() {
                 continue;
             }
-            ids.sort_unstable();
             bloom.insert(term);
-            if &term[..] == ALL {
+            if term == ALL {
                 events = ids.len() as u64;
                 tmin = ids[0].time;
                 tmax = ids[ids.len() - 1].time;
             }
             if block.is_empty() {
-                firsts.push(term[..].into());
+                firsts.push(term.into());
             }
-            put_entry(&mut block, term, &ids, (self.tmin, self.seq_lo));
+            put_entry(&mut block, term, &ids, (self.tmin, self.seq_lo), &mut list);
             if block.len() >= RUN_BLOCK_BYTES {
                 blocks.push(std::mem::take(&mut block));
             }
@@ -266,20 +336,36 @@ impl Memtable {
     }
 }
 
+/// The first 16 bytes of `term` as a big-endian integer, zero-padded: integers in
+/// order are terms in byte order, or terms that share those bytes.
+fn sort_key(term: &[u8]) -> u128 {
+    let mut k = [0u8; 16];
+    let n = term.len().min(16);
+    k[..n].copy_from_slice(&term[..n]);
+    u128::from_be_bytes(k)
+}
+
 /// An entry of an index block, as runs write it: varints of the value's length, then
 /// the value, the first id less the run's `base` (its time less the earliest time of
 /// the memtable, its seq less the run's first seq), the length of the rest of the
 /// list, then that list ([`codec::encode_postings`]). Most values of a log (ids,
 /// numbers) have one event, so the entry is mostly its value: about 19 bytes for a
 /// 12-byte value, where the fixed-width layout before took 34.
-fn put_entry(out: &mut Vec<u8>, term: &[u8], ids: &[EventId], base: (u64, u64)) {
+fn put_entry(
+    out: &mut Vec<u8>,
+    term: &[u8],
+    ids: &[EventId],
+    base: (u64, u64),
+    list: &mut Vec<u8>,
+) {
     codec::put_varint(out, term.len() as u64);
     out.extend_from_slice(term);
     codec::put_varint(out, ids[0].time.wrapping_sub(base.0));
     codec::put_varint(out, ids[0].seq.wrapping_sub(base.1));
-    let list = codec::encode_postings(ids);
+    list.clear();
+    codec::encode_postings(ids, list);
     codec::put_varint(out, list.len() as u64);
-    out.extend_from_slice(&list);
+    out.extend_from_slice(list);
 }
 
 /// An entry of the fixed-width layout of runs written before [`put_entry`]'s: the
@@ -777,6 +863,111 @@ mod tests {
         assert_eq!(all(&m, ALL), [id(5, 0), id(6, 1), id(7, 2)]);
     }
 
+    /// The memtable, fed batches of many sizes (small ones share a table, large ones
+    /// stand alone) with times out of order, answers what a plain list of its events
+    /// answers: lookups, counts, and the run written from it.
+    #[test]
+    fn a_memtable_of_batches_answers_as_the_list_of_its_events() {
+        let words = |i: u64| -> Vec<Vec<u8>> {
+            let mut w = vec![
+                format!("itw{}\0", i % 7).into_bytes(),
+                format!("itu{i}\0").into_bytes(),
+                format!("ihh{}\0", i % 3).into_bytes(),
+            ];
+            if i.is_multiple_of(5) {
+                w.push(b"itw1\0".to_vec());
+            }
+            w
+        };
+        let mut m = Memtable::new(0);
+        let mut kept: Vec<(EventId, Vec<Vec<u8>>)> = Vec::new();
+        let mut seq = 0u64;
+        for (round, size) in [1u64, 3, 300, 17, 500, 2, 256, 255, 1, 40, 700, 5]
+            .into_iter()
+            .enumerate()
+        {
+            let batch: Vec<(EventId, Vec<Vec<u8>>)> = (seq..seq + size)
+                .map(|s| (id(1000 + (s * 7919) % 500, s), words(s)))
+                .collect();
+            let mut postings = BatchPostings::default();
+            for (at, (_, ws)) in batch.iter().enumerate() {
+                for w in ws {
+                    let list = postings.entry(Term::from_slice(w)).or_default();
+                    if list.last() != Some(&(at as u32)) {
+                        list.push(at as u32);
+                    }
+                }
+            }
+            let ids: Vec<EventId> = batch.iter().map(|(id, _)| *id).collect();
+            let before = m.len();
+            m.add_batch(&ids, postings);
+            if round == 4 || round == 9 {
+                // Its write failed: taken back, and the sequence numbers given again.
+                m.truncate(before);
+                continue;
+            }
+            m.publish();
+            seq += size;
+            kept.extend(batch);
+        }
+        let purged = {
+            let mut p = Purged::default();
+            p.add(1100, 600);
+            p
+        };
+        let expect = |term: &[u8], lo: u128, hi: u128| -> Vec<u128> {
+            let mut v: Vec<u128> = kept
+                .iter()
+                .filter(|(id, ws)| {
+                    (term == ALL || ws.iter().any(|w| w == term)) && !purged.gone(*id)
+                })
+                .map(|(id, _)| id.as_u128())
+                .filter(|id| (lo..=hi).contains(id))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let (lo, hi) = (id(1200, 0).as_u128(), id(1300, u64::MAX).as_u128());
+        let mut terms: Vec<Vec<u8>> = (0..7).map(|i| format!("itw{i}\0").into_bytes()).collect();
+        terms.extend([
+            b"itu3\0".to_vec(),
+            b"itu1500\0".to_vec(),
+            b"ihh2\0".to_vec(),
+        ]);
+        terms.push(ALL.to_vec());
+        for t in &terms {
+            assert_eq!(m.ids_of(t, 0, u128::MAX, &purged), expect(t, 0, u128::MAX));
+            assert_eq!(m.ids_of(t, lo, hi, &purged), expect(t, lo, hi));
+        }
+        let mut counts = HashMap::new();
+        m.count_prefixed(b"ih", &purged, &mut counts);
+        for h in 0..3 {
+            let t = format!("ihh{h}\0").into_bytes();
+            assert_eq!(counts[&t], expect(&t, 0, u128::MAX).len() as u64);
+        }
+
+        let (_dir, _db, tree) = scratch_tree();
+        let (run, blocks) = m.to_run(seq, &purged).unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            tree.insert(run_key(run.seq_lo, i as u32), &b[..]).unwrap();
+        }
+        assert_eq!(run.events, expect(ALL, 0, u128::MAX).len() as u64);
+        for t in &terms {
+            let got: Vec<u128> = run
+                .ids_of(&tree, t)
+                .unwrap()
+                .into_iter()
+                .map(EventId::as_u128)
+                .collect();
+            assert_eq!(
+                got,
+                expect(t, 0, u128::MAX),
+                "{}",
+                String::from_utf8_lossy(t)
+            );
+        }
+    }
+
     #[test]
     fn purges_pass_over_what_they_deleted_and_not_later_backfills() {
         let mut p = Purged::default();
@@ -854,7 +1045,8 @@ mod tests {
             out.extend_from_slice(&(term.len() as u16).to_be_bytes());
             out.extend_from_slice(term);
             out.extend_from_slice(&ids[0].to_bytes());
-            let list = codec::encode_postings(ids);
+            let mut list = Vec::new();
+            codec::encode_postings(ids, &mut list);
             out.extend_from_slice(&(list.len() as u32).to_be_bytes());
             out.extend_from_slice(&list);
         };
