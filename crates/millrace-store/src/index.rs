@@ -248,11 +248,11 @@ impl Memtable {
     pub fn to_run(&self, seq_hi: u64, purged: &Purged) -> Option<(Run, Vec<Vec<u8>>)> {
         // Every table's values in byte order, a value's tables in batch order. Most
         // values differ in their first 16 bytes, which compare as one integer.
-        let mut entries: Vec<(u128, &[u8], u32, &Positions)> = self
-            .parts
-            .iter()
-            .flat_map(|(start, part)| part.iter().map(|(t, l)| (sort_key(t), &t[..], *start, l)))
-            .collect();
+        let mut entries: Vec<(u128, &[u8], u32, &Positions)> =
+            Vec::with_capacity(self.parts.iter().map(|(_, part)| part.len()).sum());
+        for (start, part) in &self.parts {
+            entries.extend(part.iter().map(|(t, l)| (sort_key(t), &t[..], *start, l)));
+        }
         entries.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
                 .then_with(|| a.1.cmp(b.1))
