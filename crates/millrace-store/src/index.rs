@@ -75,13 +75,14 @@ pub type BatchPostings = fxhash::FxHashMap<Term, Positions>;
 
 /// The index of the events since the last run, in memory.
 ///
-/// It keeps the postings of each batch as the batch brought them, one table per
-/// batch, instead of merging them into one table as batches come: that merge held
-/// the memory index's lock for 1.8 s per million events in store_bench, on the
-/// append's path, and the run writer sorts every value of the memtable anyway, so
-/// it merges the tables there, off that path. A query looks a value up in each
-/// table, a few dozen per memtable; small batches are merged into the table before
-/// them ([`SMALL_PART`]), so that many small appends do not make many tables.
+/// It keeps the tables of postings that appends gathered as they came (one per
+/// thread that read a batch), instead of merging them into one table as batches
+/// come: that merge held the memory index's lock for 1.8 s per million events in
+/// store_bench, on the append's path, and the run writer sorts every value of the
+/// memtable anyway, so it merges the tables there, off that path. A query looks a
+/// value up in each table, a few dozen per memtable; a small table takes in the
+/// next batch's postings ([`SMALL_PART`]), so that many small appends do not make
+/// many tables.
 #[derive(Debug, Default)]
 pub struct Memtable {
     /// The first sequence number it covers.
