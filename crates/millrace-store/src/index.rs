@@ -259,12 +259,9 @@ impl Memtable {
                 .then_with(|| a.1.cmp(b.1))
                 .then_with(|| a.2.cmp(&b.2))
         });
-        let values = entries
-            .iter()
-            .zip(entries.iter().skip(1))
-            .filter(|(a, b)| a.1 != b.1)
-            .count()
-            + 1;
+        let same_value =
+            |a: &(u128, &[u8], u32, &Positions), b: &(u128, &[u8], u32, &Positions)| a.1 == b.1;
+        let values = entries.chunk_by(same_value).count();
         // Lists hold positions in batch order, and a run keeps ids in id order, which
         // differs when times do: each position's rank in id order, so that a list is
         // sorted as small integers rather than as ids.
@@ -282,11 +279,8 @@ impl Memtable {
         let mut ids = Vec::new();
         let mut list = Vec::new();
         let (mut tmin, mut tmax, mut events) = (u64::MAX, 0, 0u64);
-        let mut rest = &entries[..];
-        while let Some(&(_, term, _, _)) = rest.first() {
-            let n = rest.iter().take_while(|e| e.1 == term).count();
-            let (same, next) = rest.split_at(n);
-            rest = next;
+        for same in entries.chunk_by(same_value) {
+            let term = same[0].1;
             ranks.clear();
             for (_, _, start, positions) in same {
                 ranks.extend(positions.iter().map(|&i| rank[(start + i) as usize]));
