@@ -250,6 +250,48 @@ fn process_cpu() -> f64 {
     secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
+/// CPU seconds of each live thread of the process by its name, digits at the end
+/// left out (`store-append-0` and `store-append-1` are `store-append`).
+fn threads_cpu() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close]
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .trim_end_matches('-')
+            .to_string();
+        // After the name: state is field 3 of stat, utime 14 and stime 15.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (field(14), field(15)) {
+            *by_name.entry(name).or_default() += (user + system) / ticks;
+        }
+    }
+    by_name
+}
+
+/// The name of the calling thread as [`threads_cpu`] gives it.
+fn threads_cpu_name() -> String {
+    std::fs::read_to_string("/proc/thread-self/comm")
+        .map(|c| {
+            c.trim_end()
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .trim_end_matches('-')
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// CPU seconds of the calling thread so far.
 fn thread_cpu() -> f64 {
     let mut ts = libc::timespec {
@@ -375,6 +417,7 @@ fn main() {
     let mut flush_time = Duration::ZERO;
     let wall = Instant::now();
     let cpu_start = process_cpu();
+    let threads_start = threads_cpu();
     let mut generating_cpu = 0.0;
     let mut i = 0u64;
     let mut next_report = n / 10;
@@ -406,6 +449,23 @@ fn main() {
     }
     let wall = wall.elapsed();
     let ingest_cpu = process_cpu() - cpu_start - generating_cpu;
+    // Where that CPU went: each thread's share, the bench's own thread less the event
+    // generation, and what threads that ended meanwhile took.
+    let main_name = threads_cpu_name();
+    let mut by_thread: Vec<(String, f64)> = threads_cpu()
+        .into_iter()
+        .map(|(name, cpu)| {
+            let mut used = cpu - threads_start.get(&name).copied().unwrap_or(0.0);
+            if name == main_name {
+                used -= generating_cpu;
+            }
+            (name, used)
+        })
+        .filter(|(_, used)| *used >= 0.005)
+        .collect();
+    let ended = ingest_cpu - by_thread.iter().map(|(_, c)| c).sum::<f64>();
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_thread.push(("threads that ended".to_string(), ended.max(0.0)));
     // Events kept, and the part of the time span they cover.
     let total_n = n;
     let (n, span) = (i, (SPAN_MS as u128 * i as u128 / n as u128) as u64);
@@ -705,6 +765,17 @@ fn main() {
     println!(
         "| CPU s per 1,000,000 events (all threads, less event generation) | {:.1} |",
         ingest_cpu * 1e6 / n as f64
+    );
+    let per_thread: Vec<String> = by_thread
+        .iter()
+        .map(|(name, cpu)| {
+            let name = if *name == main_name { "bench" } else { name };
+            format!("{name} {:.1}", cpu * 1e6 / n as f64)
+        })
+        .collect();
+    println!(
+        "| the same by thread (bench: the appending thread, less event generation) | {} |",
+        per_thread.join(", ")
     );
     println!(
         "| stored bytes per event (records + indexes) | {:.0} |",
