@@ -66,12 +66,207 @@ impl Purged {
     }
 }
 
-/// An index prefix. Most are short (a word, a host), so they are kept inline.
-pub type Term = smallvec::SmallVec<[u8; 24]>;
-pub type Positions = smallvec::SmallVec<[u32; 2]>;
-/// A batch's postings: for each index prefix, the positions in the batch of the
-/// events under it. It owns its prefixes, which the memtable then keeps as they are.
-pub type BatchPostings = fxhash::FxHashMap<Term, Positions>;
+/// A batch's postings: for each index value, the positions in the batch of the events
+/// under it, ascending. Made by a [`PostingsBuilder`].
+///
+/// Values are numbered in the order first seen, their bytes kept one after another
+/// and their positions in one array, value after value. A table of value numbers
+/// finds them by hash. Appends fill one for every batch, about 35 values for each
+/// event, so no allocation is made per value or per list.
+#[derive(Debug, Default)]
+pub struct BatchPostings {
+    table: hashbrown::HashTable<u32>,
+    hashes: Vec<u64>,
+    /// Value `v` is `bytes[ends[v - 1]..ends[v]]`.
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    /// The positions of value `v` are `positions[offsets[v]..offsets[v + 1]]`.
+    offsets: Vec<u32>,
+    positions: Vec<u32>,
+}
+
+/// The hash of an index value. FxHash alone leaves the low bits, which pick a
+/// table's bucket, to the first bytes of short values (the kind of the value).
+fn value_hash(value: &[u8]) -> u64 {
+    mix(fxhash::hash64(value))
+}
+
+fn value_at<'b>(bytes: &'b [u8], ends: &[u32], v: u32) -> &'b [u8] {
+    let v = v as usize;
+    let start = if v == 0 { 0 } else { ends[v - 1] as usize };
+    &bytes[start..ends[v] as usize]
+}
+
+impl BatchPostings {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn find(&self, value: &[u8]) -> Option<u32> {
+        let h = value_hash(value);
+        let (hashes, bytes, ends) = (&self.hashes, &self.bytes, &self.ends);
+        self.table
+            .find(h, |&v| {
+                hashes[v as usize] == h && value_at(bytes, ends, v) == value
+            })
+            .copied()
+    }
+
+    fn positions_of(&self, v: u32) -> &[u32] {
+        let v = v as usize;
+        &self.positions[self.offsets[v] as usize..self.offsets[v + 1] as usize]
+    }
+
+    /// The positions under `value`, if any.
+    pub fn get(&self, value: &[u8]) -> Option<&[u32]> {
+        self.find(value).map(|v| self.positions_of(v))
+    }
+
+    /// Every value with its positions, in the order first seen.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u32])> + '_ {
+        (0..self.len() as u32).map(|v| (value_at(&self.bytes, &self.ends, v), self.positions_of(v)))
+    }
+
+    /// The same postings, with `other`'s after them, its positions moved up by
+    /// `shift` (the number of events of `self`).
+    fn merged(&self, other: &BatchPostings, shift: u32) -> BatchPostings {
+        let mut b = PostingsBuilder::with_capacity(
+            self.len() + other.len(),
+            self.positions.len() + other.positions.len(),
+        );
+        for (value, list) in self.iter() {
+            list.iter().for_each(|&at| _ = b.add(value, at));
+        }
+        for (value, list) in other.iter() {
+            list.iter().for_each(|&at| _ = b.add(value, at + shift));
+        }
+        b.build()
+    }
+
+    /// The same postings without the positions from `keep` on.
+    fn truncated(&self, keep: u32) -> BatchPostings {
+        let mut b = PostingsBuilder::with_capacity(self.len(), self.positions.len());
+        for (value, list) in self.iter() {
+            let kept = &list[..list.partition_point(|&at| at < keep)];
+            kept.iter().for_each(|&at| _ = b.add(value, at));
+        }
+        b.build()
+    }
+}
+
+/// Gathers a batch's postings as its events are read: each value is looked up once
+/// per event that has it, and the pair (value, position) appended to one list, which
+/// [`PostingsBuilder::finish`] sorts into each value's positions in one pass.
+#[derive(Debug, Default)]
+pub struct PostingsBuilder {
+    table: hashbrown::HashTable<u32>,
+    /// What a lookup reads of each value besides its bytes, together.
+    slots: Vec<Slot>,
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    /// The last position added.
+    last: u32,
+    /// The number of positions.
+    count: u32,
+}
+
+impl PostingsBuilder {
+    /// Sized for `values` values and `entries` positions in all.
+    pub fn with_capacity(values: usize, entries: usize) -> PostingsBuilder {
+        PostingsBuilder {
+            table: hashbrown::HashTable::with_capacity(values),
+            slots: Vec::with_capacity(values),
+            bytes: Vec::with_capacity(values * 12),
+            ends: Vec::with_capacity(values),
+            pairs: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Puts position `at` under `value`. Positions come in ascending order; the same
+    /// position twice (a word seen twice in an event) is kept once, and false says so.
+    pub fn add(&mut self, value: &[u8], at: u32) -> bool {
+        let h = value_hash(value);
+        let PostingsBuilder {
+            table,
+            slots,
+            bytes,
+            ends,
+            pairs,
+        } = self;
+        let found = table
+            .find(h, |&v| {
+                slots[v as usize].hash == h && value_at(bytes, ends, v) == value
+            })
+            .copied();
+        let v = match found {
+            Some(v) => {
+                let slot = &mut slots[v as usize];
+                if slot.last == at {
+                    return false;
+                }
+                slot.last = at;
+                slot.count += 1;
+                v
+            }
+            None => {
+                let v = ends.len() as u32;
+                bytes.extend_from_slice(value);
+                ends.push(bytes.len() as u32);
+                slots.push(Slot {
+                    hash: h,
+                    last: at,
+                    count: 1,
+                });
+                table.insert_unique(h, v, |&v| slots[v as usize].hash);
+                v
+            }
+        };
+        pairs.push((v, at));
+        true
+    }
+
+    /// The postings, with every event of the batch, positions `0..events`, under
+    /// [`ALL`].
+    pub fn finish(mut self, events: u32) -> BatchPostings {
+        for at in 0..events {
+            self.add(ALL, at);
+        }
+        self.build()
+    }
+
+    fn build(self) -> BatchPostings {
+        let mut offsets = Vec::with_capacity(self.slots.len() + 1);
+        let mut sum = 0;
+        offsets.push(0);
+        for slot in &self.slots {
+            sum += slot.count;
+            offsets.push(sum);
+        }
+        // Pairs are in position order, so each value's positions land in order.
+        let mut next = offsets[..offsets.len() - 1].to_vec();
+        let mut positions = vec![0; self.pairs.len()];
+        for (v, at) in self.pairs {
+            let i = &mut next[v as usize];
+            positions[*i as usize] = at;
+            *i += 1;
+        }
+        BatchPostings {
+            table: self.table,
+            hashes: self.slots.iter().map(|slot| slot.hash).collect(),
+            bytes: self.bytes,
+            ends: self.ends,
+            offsets,
+            positions,
+        }
+    }
+}
 
 /// The index of the events since the last run, in memory.
 ///
@@ -127,11 +322,11 @@ impl Memtable {
     /// Indexes a stored event under each of `prefixes` (and [`ALL`]); queries see it
     /// at once.
     pub fn add<'p>(&mut self, id: EventId, prefixes: impl IntoIterator<Item = &'p [u8]>) {
-        let postings = prefixes
-            .into_iter()
-            .map(|p| (Term::from_slice(p), Positions::from_slice(&[0])))
-            .collect();
-        self.add_batch(&[id], postings);
+        let mut postings = PostingsBuilder::default();
+        for p in prefixes {
+            postings.add(p, 0);
+        }
+        self.add_batch(&[id], postings.finish(1));
         self.publish();
     }
 
@@ -141,30 +336,18 @@ impl Memtable {
     }
 
     /// Indexes a batch of events: `ids`, and for each prefix the positions in `ids` of
-    /// the events under it (and all of them under [`ALL`]). Queries do not see them
-    /// until [`Memtable::publish`].
-    pub fn add_batch(&mut self, ids: &[EventId], mut postings: BatchPostings) {
+    /// the events under it (all of them under [`ALL`], as [`PostingsBuilder::finish`]
+    /// puts them). Queries do not see them until [`Memtable::publish`].
+    pub fn add_batch(&mut self, ids: &[EventId], postings: BatchPostings) {
         let base = self.ids.len() as u32;
         self.ids.extend_from_slice(ids);
         for id in ids {
             self.tmin = self.tmin.min(id.time);
             self.tmax = self.tmax.max(id.time);
         }
-        postings.insert(Term::from_slice(ALL), (0..ids.len() as u32).collect());
         match self.parts.last_mut() {
             Some((start, last)) if base - *start < SMALL_PART => {
-                let shift = base - *start;
-                for (p, mut list) in postings {
-                    list.iter_mut().for_each(|i| *i += shift);
-                    match last.entry(p) {
-                        std::collections::hash_map::Entry::Occupied(mut have) => {
-                            have.get_mut().extend(list)
-                        }
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            v.insert(list);
-                        }
-                    }
-                }
+                *last = last.merged(&postings, base - *start);
             }
             _ => self.parts.push((base, postings)),
         }
@@ -182,12 +365,7 @@ impl Memtable {
         }
         if let Some((start, last)) = self.parts.last_mut() {
             let keep = cut - *start;
-            last.retain(|_, list| {
-                while list.last().is_some_and(|&i| i >= keep) {
-                    list.pop();
-                }
-                !list.is_empty()
-            });
+            *last = last.truncated(keep);
         }
         self.ids.truncate(len);
         self.visible = self.visible.min(cut);
@@ -229,7 +407,7 @@ impl Memtable {
                 break;
             }
             let seen = self.visible - start;
-            for (term, list) in part {
+            for (term, list) in part.iter() {
                 if term.starts_with(prefix) {
                     let n = list
                         .iter()
@@ -281,7 +459,7 @@ impl Memtable {
             let term = same[0].term(&head);
             ranks.clear();
             for e in same {
-                ranks.extend(e.positions().iter().map(|&i| rank[(e.start + i) as usize]));
+                ranks.extend(e.positions.iter().map(|&i| rank[(e.start + i) as usize]));
             }
             if !ranks.is_sorted() {
                 ranks.sort_unstable();
@@ -346,37 +524,16 @@ struct Entry<'m> {
     value: &'m [u8],
     /// The table's first position in the memtable.
     start: u32,
-    /// The positions when there are at most two (most values), copied.
-    few: [u32; 2],
-    few_len: u32,
-    /// The positions otherwise, in the list's own allocation.
-    many: &'m [u32],
+    positions: &'m [u32],
 }
 
 impl<'m> Entry<'m> {
-    fn new(value: &'m [u8], start: u32, positions: &'m Positions) -> Entry<'m> {
-        let (mut few, mut few_len, mut many) = ([0; 2], 0, &[][..]);
-        if positions.spilled() {
-            many = &positions[..];
-        } else {
-            few[..positions.len()].copy_from_slice(positions);
-            few_len = positions.len() as u32;
-        }
+    fn new(value: &'m [u8], start: u32, positions: &'m [u32]) -> Entry<'m> {
         Entry {
             key: sort_key(value),
             value,
             start,
-            few,
-            few_len,
-            many,
-        }
-    }
-
-    fn positions(&self) -> &[u32] {
-        if self.many.is_empty() {
-            &self.few[..self.few_len as usize]
-        } else {
-            self.many
+            positions,
         }
     }
 
@@ -899,10 +1056,11 @@ mod tests {
         let mut m = Memtable::new(0);
         m.add(id(5, 0), [&b"iterror\0"[..]]);
         let batch = |m: &mut Memtable, seq: u64| {
-            let mut postings = BatchPostings::default();
-            postings.insert(Term::from_slice(b"iterror\0"), Positions::from_slice(&[1]));
-            postings.insert(Term::from_slice(b"itnew\0"), Positions::from_slice(&[0, 1]));
-            m.add_batch(&[id(6, seq), id(7, seq + 1)], postings);
+            let mut postings = PostingsBuilder::default();
+            postings.add(b"itnew\0", 0);
+            postings.add(b"iterror\0", 1);
+            postings.add(b"itnew\0", 1);
+            m.add_batch(&[id(6, seq), id(7, seq + 1)], postings.finish(2));
         };
         batch(&mut m, 1);
         assert_eq!(all(&m, b"iterror\0"), [id(5, 0)]);
@@ -951,18 +1109,15 @@ mod tests {
             let batch: Vec<(EventId, Vec<Vec<u8>>)> = (seq..seq + size)
                 .map(|s| (id(1000 + (s * 7919) % 500, s), words(s)))
                 .collect();
-            let mut postings = BatchPostings::default();
+            let mut postings = PostingsBuilder::default();
             for (at, (_, ws)) in batch.iter().enumerate() {
                 for w in ws {
-                    let list = postings.entry(Term::from_slice(w)).or_default();
-                    if list.last() != Some(&(at as u32)) {
-                        list.push(at as u32);
-                    }
+                    postings.add(w, at as u32);
                 }
             }
             let ids: Vec<EventId> = batch.iter().map(|(id, _)| *id).collect();
             let before = m.len();
-            m.add_batch(&ids, postings);
+            m.add_batch(&ids, postings.finish(batch.len() as u32));
             if round == 4 || round == 9 {
                 // Its write failed: taken back, and the sequence numbers given again.
                 m.truncate(before);
@@ -1052,10 +1207,9 @@ mod tests {
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
         ];
-        let none = Positions::new();
         for a in &values {
             for b in &values {
-                let (ea, eb) = (Entry::new(a, 0, &none), Entry::new(b, 0, &none));
+                let (ea, eb) = (Entry::new(a, 0, &[]), Entry::new(b, 0, &[]));
                 assert_eq!(ea.value_cmp(&eb), a.cmp(b), "{a:?} {b:?}");
                 let (ha, hb) = (ea.key.to_be_bytes(), eb.key.to_be_bytes());
                 assert_eq!(ea.term(&ha), *a);

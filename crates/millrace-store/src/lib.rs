@@ -484,14 +484,15 @@ impl Store {
             blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
             // Sized for logs whose events each bring about eight new values (ids,
             // numbers, times); a larger table would fall out of the CPU cache.
-            postings: index::BatchPostings::with_capacity_and_hasher(
-                events.len() * 8,
-                Default::default(),
-            ),
+            postings: index::BatchPostings::default(),
             sizes: Vec::with_capacity(events.len()),
             counts: fxhash::FxHashMap::default(),
             level_counts: fxhash::FxHashMap::default(),
         };
+        // Sized for logs whose events each bring about eight new values (ids, numbers,
+        // times) and hold about 40 in all.
+        let mut postings =
+            index::PostingsBuilder::with_capacity(events.len() * 8, events.len() * 40);
         let mut terms = codec::Terms::default();
         for (i, e) in events.iter().enumerate() {
             let time = e
@@ -532,15 +533,9 @@ impl Store {
             let at = i as u32;
             for t in 0..terms.len() {
                 let term = terms.get(t);
-                match p.postings.get_mut(term) {
-                    Some(list) if list.last() == Some(&at) => continue,
-                    Some(list) => list.push(at),
-                    None => {
-                        let list = index::Positions::from_slice(&[at]);
-                        p.postings.insert(index::Term::from_slice(term), list);
-                    }
+                if postings.add(term, at) {
+                    size += term.len() as u64 + 16;
                 }
-                size += term.len() as u64 + 16;
             }
             p.sizes.push(size);
             p.times.push(time);
@@ -549,6 +544,7 @@ impl Store {
         for block in &mut p.blocks {
             block.pack();
         }
+        p.postings = postings.finish(events.len() as u32);
         p
     }
 
