@@ -91,6 +91,24 @@ fn value_hash(value: &[u8]) -> u64 {
     mix(fxhash::hash64(value))
 }
 
+/// `a == b`, without a call to `memcmp` for the lengths of most values (4 to 16
+/// bytes), which every lookup of a value in a batch's postings compares.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let u64_at = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+    let u32_at = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().unwrap());
+    match n {
+        // Two loads that overlap when shorter than twice their width.
+        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
+        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        _ => a == b,
+    }
+}
+
 fn value_at<'b>(bytes: &'b [u8], ends: &[u32], v: u32) -> &'b [u8] {
     let v = v as usize;
     let start = if v == 0 { 0 } else { ends[v - 1] as usize };
@@ -108,7 +126,7 @@ impl BatchPostings {
         let (hashes, bytes, ends) = (&self.hashes, &self.bytes, &self.ends);
         self.table
             .find(h, |&v| {
-                hashes[v as usize] == h && value_at(bytes, ends, v) == value
+                hashes[v as usize] == h && same_bytes(value_at(bytes, ends, v), value)
             })
             .copied()
     }
@@ -202,7 +220,7 @@ impl PostingsBuilder {
         } = self;
         let found = table
             .find(h, |&v| {
-                slots[v as usize].hash == h && value_at(bytes, ends, v) == value
+                slots[v as usize].hash == h && same_bytes(value_at(bytes, ends, v), value)
             })
             .copied();
         let v = match found {
@@ -450,8 +468,9 @@ impl Memtable {
         let mut firsts: Vec<Box<[u8]>> = Vec::new();
         let mut bloom = Bloom::for_values(values);
         let mut block = Vec::with_capacity(RUN_BLOCK_BYTES + 1024);
-        let mut ranks: Vec<u32> = Vec::new();
-        let mut ids = Vec::new();
+        // A list has at most every event of the memtable: sized once, not grown.
+        let mut ranks: Vec<u32> = Vec::with_capacity(self.ids.len());
+        let mut ids = Vec::with_capacity(self.ids.len());
         let mut list = Vec::new();
         let (mut tmin, mut tmax, mut events) = (u64::MAX, 0, 0u64);
         for same in entries.chunk_by(same_value) {
@@ -1185,6 +1204,27 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(t)
             );
+        }
+    }
+
+    #[test]
+    fn values_compare_equal_only_when_equal() {
+        let values: Vec<Vec<u8>> = (0..=20)
+            .flat_map(|n| {
+                let base: Vec<u8> = (0..n as u8).map(|i| b'a' + i).collect();
+                (0..n.max(1)).map(move |i| {
+                    let mut v = base.clone();
+                    if let Some(b) = v.get_mut(i) {
+                        *b = b'Z';
+                    }
+                    v
+                })
+            })
+            .collect();
+        for a in &values {
+            for b in &values {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
         }
     }
 
