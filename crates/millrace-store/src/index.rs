@@ -293,9 +293,8 @@ impl PostingsBuilder {
 /// come: that merge held the memory index's lock for 1.8 s per million events in
 /// store_bench, on the append's path, and the run writer sorts every value of the
 /// memtable anyway, so it merges the tables there, off that path. A query looks a
-/// value up in each table, a few dozen per memtable; a small table takes in the
-/// next batch's postings ([`SMALL_PART`]), so that many small appends do not make
-/// many tables.
+/// value up in each table, a few dozen per memtable; small tables are merged
+/// ([`SMALL_PART`]), so that many small appends do not make many tables.
 #[derive(Debug, Default)]
 pub struct Memtable {
     /// The first sequence number it covers.
@@ -311,8 +310,8 @@ pub struct Memtable {
     tmax: u64,
 }
 
-/// A table of postings with fewer events than this takes the next batch's postings
-/// into it rather than standing alone.
+/// A table of postings with fewer events than this is merged with the next ones
+/// ([`Memtable::add_batch`]) rather than standing alone.
 const SMALL_PART: u32 = 256;
 
 impl Memtable {
@@ -339,6 +338,7 @@ impl Memtable {
 
     /// Indexes a stored event under each of `prefixes` (and [`ALL`]); queries see it
     /// at once.
+    #[cfg(test)]
     pub fn add<'p>(&mut self, id: EventId, prefixes: impl IntoIterator<Item = &'p [u8]>) {
         let mut postings = PostingsBuilder::default();
         for p in prefixes {
@@ -363,11 +363,18 @@ impl Memtable {
             self.tmin = self.tmin.min(id.time);
             self.tmax = self.tmax.max(id.time);
         }
-        match self.parts.last_mut() {
-            Some((start, last)) if base - *start < SMALL_PART => {
-                *last = last.merged(&postings, base - *start);
+        self.parts.push((base, postings));
+        // Small tables merge two at a time, each with one at most its own size, as in
+        // a binary counter: many small writes make a few tables, and an event's
+        // entries are merged again at most log2(SMALL_PART) times.
+        while let [.., (a, before), (b, last)] = &self.parts[..] {
+            let (a, b) = (*a, *b);
+            if b - a >= SMALL_PART || (self.ids.len() as u32 - b) < b - a {
+                break;
             }
-            _ => self.parts.push((base, postings)),
+            let merged = before.merged(last, b - a);
+            self.parts.pop();
+            *self.parts.last_mut().expect("two tables") = (a, merged);
         }
     }
 
@@ -1205,6 +1212,35 @@ mod tests {
                 String::from_utf8_lossy(t)
             );
         }
+    }
+
+    /// Single-event writes (a POST of one event, a take of one) merge their tables as
+    /// they come: a query then looks a value up in a few tables, not one per write.
+    #[test]
+    fn many_small_writes_make_few_tables() {
+        let mut m = Memtable::new(0);
+        for seq in 0..1000u64 {
+            let mut postings = PostingsBuilder::default();
+            postings.add(format!("itw{}\0", seq % 3).as_bytes(), 0);
+            m.add_batch(&[id(seq, seq)], postings.finish(1));
+            m.publish();
+            // Tables of 256 or more events, and at most one small table per power
+            // of two below 256.
+            let small = m
+                .parts
+                .iter()
+                .zip(m.parts.iter().skip(1).map(|p| p.0).chain([m.len() as u32]))
+                .filter(|((start, _), end)| end - start < SMALL_PART)
+                .count();
+            assert!(small <= 8, "{small} small tables after {} writes", seq + 1);
+        }
+        assert!(m.parts.len() <= 1000 / 256 + 8, "{} tables", m.parts.len());
+        let w1: Vec<u128> = (0..1000u64)
+            .filter(|s| s % 3 == 1)
+            .map(|s| id(s, s).as_u128())
+            .collect();
+        assert_eq!(m.ids_of(b"itw1\0", 0, u128::MAX, &Purged::default()), w1);
+        assert_eq!(m.ids_of(ALL, 0, u128::MAX, &Purged::default()).len(), 1000);
     }
 
     #[test]

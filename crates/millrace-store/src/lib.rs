@@ -716,16 +716,26 @@ impl Store {
                 );
                 continue;
             };
-            let mut ix = write(&self.index);
+            // A block's events are indexed as one batch.
+            let mut ids = Vec::with_capacity(block.len());
+            let mut postings = index::PostingsBuilder::default();
+            let mut terms = codec::Terms::default();
             for i in 0..block.len() {
                 let id = block.id(i);
                 let Some(e) = block.record(i).and_then(|r| codec::decode(id, r)) else {
                     tracing::warn!(event = %id, "a stored event is damaged; it is not indexed");
                     continue;
                 };
-                let p = Self::index_prefixes(&e);
-                ix.mem.add(id, p.iter().map(Vec::as_slice));
+                terms.clear();
+                Self::index_terms(&e.view(), &mut terms);
+                for t in 0..terms.len() {
+                    postings.add(terms.get(t), ids.len() as u32);
+                }
+                ids.push(id);
             }
+            let mut ix = write(&self.index);
+            ix.mem.add_batch(&ids, postings.finish(ids.len() as u32));
+            ix.mem.publish();
             let full = ix.mem.len() >= self.run_events;
             drop(ix);
             if full {
