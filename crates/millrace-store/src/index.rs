@@ -149,13 +149,25 @@ impl BatchPostings {
     /// The same postings, with `other`'s after them, its positions moved up by
     /// `shift` (the number of events of `self`).
     fn merged(&self, other: &BatchPostings, shift: u32) -> BatchPostings {
-        let mut b = PostingsBuilder::with_capacity(
-            self.len() + other.len(),
-            self.positions.len() + other.positions.len(),
-        );
-        for (value, list) in self.iter() {
-            list.iter().for_each(|&at| _ = b.add(value, at));
+        // `self`'s values keep their numbers: copied, not looked up again.
+        let mut pairs = Vec::with_capacity(self.positions.len() + other.positions.len());
+        let mut slots = Vec::with_capacity(self.len() + other.len());
+        for v in 0..self.len() as u32 {
+            let list = self.positions_of(v);
+            pairs.extend(list.iter().map(|&at| (v, at)));
+            slots.push(Slot {
+                hash: self.hashes[v as usize],
+                last: list.last().copied().unwrap_or(u32::MAX),
+                count: list.len() as u32,
+            });
         }
+        let mut b = PostingsBuilder {
+            table: self.table.clone(),
+            slots,
+            bytes: self.bytes.clone(),
+            ends: self.ends.clone(),
+            pairs,
+        };
         for (value, list) in other.iter() {
             list.iter().for_each(|&at| _ = b.add(value, at + shift));
         }
@@ -267,7 +279,7 @@ impl PostingsBuilder {
             sum += slot.count;
             offsets.push(sum);
         }
-        // Pairs are in position order, so each value's positions land in order.
+        // Each value's pairs are in position order, so its positions land in order.
         let mut next = offsets[..offsets.len() - 1].to_vec();
         let mut positions = vec![0; self.pairs.len()];
         for (v, at) in self.pairs {
