@@ -369,6 +369,9 @@ impl Memtable {
     /// the events under it (all of them under [`ALL`], as [`PostingsBuilder::finish`]
     /// puts them). Queries do not see them until [`Memtable::publish`].
     pub fn add_batch(&mut self, ids: &[EventId], postings: BatchPostings) {
+        if ids.is_empty() {
+            return;
+        }
         let base = self.ids.len() as u32;
         self.ids.extend_from_slice(ids);
         for id in ids {
@@ -378,7 +381,7 @@ impl Memtable {
         self.parts.push((base, postings));
         // Small tables merge two at a time, each with one at most its own size, as in
         // a binary counter: many small writes make a few tables, and an event's
-        // entries are merged again at most log2(SMALL_PART) times.
+        // entries are merged again about log2(SMALL_PART) times at most.
         while let [.., (a, before), (b, last)] = &self.parts[..] {
             let (a, b) = (*a, *b);
             if b - a >= SMALL_PART || (self.ids.len() as u32 - b) < b - a {

@@ -482,8 +482,6 @@ impl Store {
             times: Vec::with_capacity(events.len()),
             levels: Vec::with_capacity(events.len()),
             blocks: Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS)),
-            // Sized for logs whose events each bring about eight new values (ids,
-            // numbers, times); a larger table would fall out of the CPU cache.
             postings: index::BatchPostings::default(),
             sizes: Vec::with_capacity(events.len()),
             counts: fxhash::FxHashMap::default(),
