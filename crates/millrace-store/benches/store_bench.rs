@@ -240,7 +240,6 @@ fn proc_status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Bytes the files under `dir` occupy on disk (allocated blocks).
 /// CPU seconds (user and system) of the whole process so far.
 fn process_cpu() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
@@ -266,10 +265,7 @@ fn threads_cpu() -> std::collections::BTreeMap<String, f64> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let name = stat[open + 1..close]
-            .trim_end_matches(|c: char| c.is_ascii_digit())
-            .trim_end_matches('-')
-            .to_string();
+        let name = thread_group(&stat[open + 1..close]);
         // After the name: state is field 3 of stat, utime 14 and stime 15.
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
@@ -280,15 +276,18 @@ fn threads_cpu() -> std::collections::BTreeMap<String, f64> {
     by_name
 }
 
+/// A thread's name without the number at its end, which tells apart the threads of
+/// one pool.
+fn thread_group(name: &str) -> String {
+    name.trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches('-')
+        .to_string()
+}
+
 /// The name of the calling thread as [`threads_cpu`] gives it.
 fn threads_cpu_name() -> String {
     std::fs::read_to_string("/proc/thread-self/comm")
-        .map(|c| {
-            c.trim_end()
-                .trim_end_matches(|c: char| c.is_ascii_digit())
-                .trim_end_matches('-')
-                .to_string()
-        })
+        .map(|c| thread_group(c.trim_end()))
         .unwrap_or_default()
 }
 
@@ -303,6 +302,7 @@ fn thread_cpu() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// Bytes the files under `dir` occupy on disk (allocated blocks).
 fn du(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;

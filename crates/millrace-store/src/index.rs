@@ -109,6 +109,23 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The number of `value`, of hash `h`, in a table of value numbers whose hashes
+/// `hash_of` gives and whose bytes are `bytes` ended at `ends`.
+fn find_value(
+    table: &hashbrown::HashTable<u32>,
+    hash_of: impl Fn(u32) -> u64,
+    bytes: &[u8],
+    ends: &[u32],
+    value: &[u8],
+    h: u64,
+) -> Option<u32> {
+    table
+        .find(h, |&v| {
+            hash_of(v) == h && same_bytes(value_at(bytes, ends, v), value)
+        })
+        .copied()
+}
+
 fn value_at<'b>(bytes: &'b [u8], ends: &[u32], v: u32) -> &'b [u8] {
     let v = v as usize;
     let start = if v == 0 { 0 } else { ends[v - 1] as usize };
@@ -122,13 +139,15 @@ impl BatchPostings {
     }
 
     fn find(&self, value: &[u8]) -> Option<u32> {
-        let h = value_hash(value);
-        let (hashes, bytes, ends) = (&self.hashes, &self.bytes, &self.ends);
-        self.table
-            .find(h, |&v| {
-                hashes[v as usize] == h && same_bytes(value_at(bytes, ends, v), value)
-            })
-            .copied()
+        let hash_of = |v: u32| self.hashes[v as usize];
+        find_value(
+            &self.table,
+            hash_of,
+            &self.bytes,
+            &self.ends,
+            value,
+            value_hash(value),
+        )
     }
 
     fn positions_of(&self, v: u32) -> &[u32] {
@@ -230,12 +249,7 @@ impl PostingsBuilder {
             ends,
             pairs,
         } = self;
-        let found = table
-            .find(h, |&v| {
-                slots[v as usize].hash == h && same_bytes(value_at(bytes, ends, v), value)
-            })
-            .copied();
-        let v = match found {
+        let v = match find_value(table, |v| slots[v as usize].hash, bytes, ends, value, h) {
             Some(v) => {
                 let slot = &mut slots[v as usize];
                 if slot.last == at {
