@@ -254,6 +254,21 @@ pub fn indexed_word(w: &str) -> bool {
 /// The lengths, in characters, of the words the token index holds.
 const WORD_CHARS: std::ops::RangeInclusive<usize> = 2..=64;
 
+/// For each byte: its lower case if it is an ASCII letter or digit (part of a word),
+/// else 0.
+static WORD_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Index prefixes ([`index_prefix`]) in one buffer: appends gather those of a whole
 /// batch here, with no allocation per value, since this runs for every stored event.
 #[derive(Debug, Default)]
@@ -316,10 +331,28 @@ impl Terms {
 
     fn push_ascii_token(&mut self, w: &[u8]) {
         self.push_with(Kind::Token, |buf| {
-            let start = buf.len();
-            buf.extend_from_slice(w);
-            buf[start..].make_ascii_lowercase();
+            buf.extend(w.iter().map(|&b| WORD_BYTE[b as usize]));
         });
+    }
+
+    /// [`Terms::push_tokens`] of an ASCII body: one pass, which looks each byte up once
+    /// to learn both whether it is in a word and its lower case. Splitting first and
+    /// lower-casing each word after took about 9,000 instructions per 200-byte line.
+    fn push_ascii_tokens(&mut self, body: &[u8]) {
+        let mut i = 0;
+        while i < body.len() {
+            if WORD_BYTE[body[i] as usize] == 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < body.len() && WORD_BYTE[body[i] as usize] != 0 {
+                i += 1;
+            }
+            if WORD_CHARS.contains(&(i - start)) {
+                self.push_ascii_token(&body[start..i]);
+            }
+        }
     }
 
     /// Adds the prefixes of the words of `body` that the token index holds (the words
@@ -327,12 +360,7 @@ impl Terms {
     pub fn push_tokens(&mut self, body: &[u8]) {
         // Most log lines are ASCII; their words split on bytes, with no decoding.
         if body.is_ascii() {
-            for w in body.split(|b| !b.is_ascii_alphanumeric()) {
-                if WORD_CHARS.contains(&w.len()) {
-                    self.push_ascii_token(w);
-                }
-            }
-            return;
+            return self.push_ascii_tokens(body);
         }
         let text = String::from_utf8_lossy(body);
         for w in text.split(|c: char| !c.is_alphanumeric()) {
@@ -591,6 +619,29 @@ mod tests {
         t.push(Kind::Source, &long);
         assert_eq!(t.get(0), index_prefix(Kind::Header, "a\0b"));
         assert_eq!(t.get(1), index_prefix(Kind::Source, &long));
+    }
+
+    #[test]
+    fn terms_keep_the_body_order_and_repeats() {
+        let tokens = |body: &[u8]| {
+            let mut t = Terms::default();
+            t.push_tokens(body);
+            (0..t.len()).map(|i| t.get(i).to_vec()).collect::<Vec<_>>()
+        };
+        let want = |words: &[&str]| {
+            words
+                .iter()
+                .map(|w| index_prefix(Kind::Token, w))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tokens(b"Aa bb AA x ccc,bb9 bb"),
+            want(&["aa", "bb", "aa", "ccc", "bb9", "bb"])
+        );
+        assert_eq!(
+            tokens("Zz \u{e9}t\u{e9} zz Zz".as_bytes()),
+            want(&["zz", "\u{e9}t\u{e9}", "zz", "zz"])
+        );
     }
 
     #[test]
