@@ -500,6 +500,11 @@ impl Memtable {
         for (r, &i) in order.iter().enumerate() {
             rank[i as usize] = r as u32;
         }
+        // The ids by rank, and which of them a purge took since they were added,
+        // found once per event rather than once per list entry.
+        let by_rank: Vec<EventId> = order.iter().map(|&i| self.ids[i as usize]).collect();
+        let gone: Vec<bool> = by_rank.iter().map(|&id| purged.gone(id)).collect();
+        let any_gone = gone.contains(&true);
         let mut blocks = Vec::new();
         let mut firsts: Vec<Box<[u8]>> = Vec::new();
         let mut bloom = Bloom::for_values(values);
@@ -520,12 +525,12 @@ impl Memtable {
                 ranks.sort_unstable();
             }
             ids.clear();
-            ids.extend(
-                ranks
-                    .iter()
-                    .map(|&r| self.ids[order[r as usize] as usize])
-                    .filter(|id| !purged.gone(*id)),
-            );
+            if any_gone {
+                let kept = ranks.iter().filter(|&&r| !gone[r as usize]);
+                ids.extend(kept.map(|&r| by_rank[r as usize]));
+            } else {
+                ids.extend(ranks.iter().map(|&r| by_rank[r as usize]));
+            }
             if ids.is_empty() {
                 continue;
             }
