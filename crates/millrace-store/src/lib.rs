@@ -453,6 +453,27 @@ impl Store {
         t.push_tokens(e.body);
     }
 
+    /// Puts the event at position `at` of a batch under each of its index prefixes
+    /// ([`Store::index_terms`], gathered in `terms`). Returns what its index entries
+    /// add to `stored_bytes` ([`event_bytes`]): a word repeated in its body is one entry.
+    fn add_postings(
+        e: &EventView<'_>,
+        at: u32,
+        terms: &mut codec::Terms,
+        postings: &mut index::PostingsBuilder,
+    ) -> u64 {
+        terms.clear();
+        Self::index_terms(e, terms);
+        let mut bytes = 0;
+        for t in 0..terms.len() {
+            let term = terms.get(t);
+            if postings.add(term, at) {
+                bytes += term.len() as u64 + 16;
+            }
+        }
+        bytes
+    }
+
     /// The index prefixes of an event, without repeats: it is in the posting lists of each.
     fn index_prefixes(e: &StoredEvent) -> Vec<Vec<u8>> {
         let mut t = codec::Terms::default();
@@ -523,18 +544,9 @@ impl Store {
             let len = block.push((i % BLOCK_EVENTS) as u64, time, |out| {
                 codec::encode_into(&view, out)
             });
-            terms.clear();
-            Self::index_terms(&view, &mut terms);
-            // What the event adds to `stored_bytes` ([`event_bytes`]): a word repeated
-            // in its body is one index entry.
-            let mut size = 17 + len as u64;
-            let at = i as u32;
-            for t in 0..terms.len() {
-                let term = terms.get(t);
-                if postings.add(term, at) {
-                    size += term.len() as u64 + 16;
-                }
-            }
+            // What the event adds to `stored_bytes` ([`event_bytes`]).
+            let size =
+                17 + len as u64 + Self::add_postings(&view, i as u32, &mut terms, &mut postings);
             p.sizes.push(size);
             p.times.push(time);
             p.levels.push(level);
@@ -724,11 +736,7 @@ impl Store {
                     tracing::warn!(event = %id, "a stored event is damaged; it is not indexed");
                     continue;
                 };
-                terms.clear();
-                Self::index_terms(&e.view(), &mut terms);
-                for t in 0..terms.len() {
-                    postings.add(terms.get(t), ids.len() as u32);
-                }
+                Self::add_postings(&e.view(), ids.len() as u32, &mut terms, &mut postings);
                 ids.push(id);
             }
             let mut ix = write(&self.index);
