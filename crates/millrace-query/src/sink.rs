@@ -72,7 +72,7 @@ impl Sink for StoreSink {
     async fn deliver(&mut self, batch: &[Event]) -> Result<(), SinkError> {
         match self
             .ingest
-            .append(&self.sender, "sink", batch.to_vec())
+            .append_borrowed(&self.sender, "sink", batch)
             .await
         {
             Ok(_) => Ok(()),
