@@ -57,7 +57,7 @@ impl Ingest {
     /// stays in the channel until the store has it. On a multi-threaded runtime the
     /// store reads the batch in place on this worker thread (the runtime moves its
     /// other tasks meanwhile), instead of a copy of every event's headers moved to a
-    /// blocking thread: the copy and its drop took 0.8 of the 2.9 CPU s per 1,000,000
+    /// blocking thread: the copy and its drop took 0.8 of the 3.1 CPU s per 1,000,000
     /// events of the hosted agent's runtime threads (benches/RESULTS.md, "The query
     /// server's own chain").
     pub async fn append_borrowed(
