@@ -126,3 +126,53 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or("no message");
     format!("the store's append panicked: {what}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_store::{Filter, Page, StoreOptions};
+
+    fn batch() -> Vec<Event> {
+        (0..300)
+            .map(|i| Event::from_body(format!("request {i} served")).with_header("host", "web-1"))
+            .collect()
+    }
+
+    /// A sink's take is stored whole, searchable, and counted for its sender, on both
+    /// kinds of runtime (one reads it in place, the other stores a copy).
+    async fn borrowed_batch_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let ingest = Ingest::new(Arc::new(store));
+        let take = batch();
+        let ids = ingest
+            .append_borrowed("sink a1.k1", "sink", &take)
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), take.len());
+        let filter = Filter {
+            q: Some("request 299".into()),
+            ..Filter::default()
+        };
+        let page = ingest
+            .store()
+            .search(&filter, &Page::default(), None)
+            .unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].body, "request 299 served");
+        let senders = ingest.senders();
+        assert_eq!(senders.len(), 1);
+        assert_eq!(senders[0].name, "sink a1.k1");
+        assert_eq!((senders[0].events, senders[0].batches), (300, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn borrowed_batch_on_a_multi_threaded_runtime() {
+        borrowed_batch_is_stored().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn borrowed_batch_on_a_single_threaded_runtime() {
+        borrowed_batch_is_stored().await;
+    }
+}
