@@ -18,23 +18,28 @@ def free_port():
         return s.getsockname()[1]
 
 
-def make_lines(path, n, width=200):
-    """n lines of `width` bytes each (newline included), numbered from 0; kept when a
-    file of the right size is already there."""
+def write_lines(path, n, width, line):
+    """n lines of `width` bytes each (newline included), the i-th from line(i), called
+    in order; kept when a file of the right size is already there."""
     if os.path.exists(path) and os.path.getsize(path) == n * width:
         return
-    pad = "x" * width
     tmp = f"{path}.{os.getpid()}.partial"
     with open(tmp, "w") as f:
         chunk = []
         for i in range(n):
-            s = str(i)
-            chunk.append(s + " " + pad[: width - len(s) - 2] + "\n")
+            chunk.append(line(i)[: width - 1].ljust(width - 1) + "\n")
             if len(chunk) == 100_000:
                 f.write("".join(chunk))
                 chunk = []
         f.write("".join(chunk))
     os.replace(tmp, path)
+
+
+def make_lines(path, n, width=200):
+    """n lines of `width` bytes each (newline included), numbered from 0, padded with x;
+    kept when a file of the right size is already there."""
+    pad = "x" * width
+    write_lines(path, n, width, lambda i: f"{i} {pad}")
 
 
 def count_lines(paths):

@@ -13,7 +13,7 @@ Reports events/s from the server's start to the last event stored, the server's 
 seconds per 1,000,000 events (all threads, and by thread name) and its peak RSS.
 """
 import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
-from benchlib import CLK, ROOT, free_port, machine, proc_stats, stop, wait_port
+from benchlib import CLK, ROOT, free_port, machine, proc_stats, stop, wait_port, write_lines
 
 BIN = os.path.join(ROOT, "target", "release", "millrace-query-server")
 WIDTH = 200
@@ -30,26 +30,19 @@ FILLER = "the quick brown fox jumps over lazy dog request handled response sent 
 def make_logs(path, n):
     """n log lines of WIDTH bytes (newline included): time, level, service, a message
     with two numbers, a trace id and filler words; kept when already there."""
-    if os.path.exists(path) and os.path.getsize(path) == n * WIDTH:
-        return
     rng = random.Random(7)
-    tmp = f"{path}.{os.getpid()}.partial"
-    with open(tmp, "w") as f:
-        chunk = []
-        for i in range(n):
-            s = "2026-11-24 %02d:%02d:%02d,%03d %s [%s] " % (
-                i // 3_600_000 % 24, i // 60_000 % 60, i // 1000 % 60, i % 1000,
-                rng.choice(LEVELS), rng.choice(SERVICES))
-            s += rng.choice(TEMPLATES).format(rng.randint(1, 10**6), rng.randint(1, 10**4))
-            s += " trace=%016x" % rng.getrandbits(64)
-            while len(s) < WIDTH - 1:
-                s += " " + rng.choice(FILLER)
-            chunk.append(s[: WIDTH - 1] + "\n")
-            if len(chunk) == 100_000:
-                f.write("".join(chunk))
-                chunk = []
-        f.write("".join(chunk))
-    os.replace(tmp, path)
+
+    def line(i):
+        s = "2026-11-24 %02d:%02d:%02d,%03d %s [%s] " % (
+            i // 3_600_000 % 24, i // 60_000 % 60, i // 1000 % 60, i % 1000,
+            rng.choice(LEVELS), rng.choice(SERVICES))
+        s += rng.choice(TEMPLATES).format(rng.randint(1, 10**6), rng.randint(1, 10**4))
+        s += " trace=%016x" % rng.getrandbits(64)
+        while len(s) < WIDTH - 1:
+            s += " " + rng.choice(FILLER)
+        return s
+
+    write_lines(path, n, WIDTH, line)
 
 
 def stored(port):
