@@ -68,9 +68,14 @@ def proc_stats(pid):
     """(peak RSS in bytes from VmHWM, CPU seconds utime+stime) of a live process."""
     with open(f"/proc/{pid}/status") as f:
         hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
-    with open(f"/proc/{pid}/stat") as f:
+    return hwm * 1024, cpu_seconds(f"/proc/{pid}/stat")
+
+
+def cpu_seconds(stat):
+    """utime + stime in seconds from a /proc stat file (of a process or of a thread)."""
+    with open(stat) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return hwm * 1024, (int(fields[11]) + int(fields[12])) / CLK
+    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def wait_port(port, deadline, proc=None):

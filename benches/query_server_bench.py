@@ -13,7 +13,7 @@ Reports events/s from the server's start to the last event stored, the server's 
 seconds per 1,000,000 events (all threads, and by thread name) and its peak RSS.
 """
 import argparse, json, os, random, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
-from benchlib import CLK, ROOT, free_port, machine, proc_stats, stop, wait_port, write_lines
+from benchlib import ROOT, cpu_seconds, free_port, machine, proc_stats, stop, wait_port, write_lines
 
 BIN = os.path.join(ROOT, "target", "release", "millrace-query-server")
 WIDTH = 200
@@ -59,11 +59,11 @@ def threads(pid):
     for t in os.listdir(f"/proc/{pid}/task"):
         try:
             name = open(f"/proc/{pid}/task/{t}/comm").read().strip()
-            fields = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
+            cpu = cpu_seconds(f"/proc/{pid}/task/{t}/stat")
         except OSError:
             continue
         name = name.rstrip("0123456789").rstrip("-")
-        by[name] = by.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK
+        by[name] = by.get(name, 0) + cpu
     return by
 
 
