@@ -82,9 +82,8 @@ fn assert_error(
         v["error"]["message"].as_str().is_some_and(|m| m.len() > 10),
         "{method} {path}: a message says what to do: {v}"
     );
-    if let Some(f) = field {
-        assert_eq!(v["error"]["field"], f, "{method} {path}: {v}");
-    }
+    let want = field.map_or(Value::Null, Value::from);
+    assert_eq!(v["error"]["field"], want, "{method} {path}: {v}");
     v
 }
 
@@ -413,6 +412,23 @@ fn the_openapi_document_lists_every_route_and_swagger_ui_serves_it() {
         let name = &r[..r.find('"').unwrap()];
         assert!(schemas.contains_key(name), "dangling $ref to {name}");
     }
+    // The ranges documented are the ranges enforced.
+    let limit = |path: &str| -> Value {
+        let params = paths[path]["get"]["parameters"].as_array().unwrap();
+        let p = params.iter().find(|p| p["name"] == "limit").unwrap();
+        let s = &p["schema"];
+        serde_json::json!([s["minimum"], s["maximum"], s["default"]])
+    };
+    assert_eq!(limit("/api/v1/events"), serde_json::json!([1, 1000, 100]));
+    assert_eq!(limit("/api/v1/stats/top"), serde_json::json!([1, 100, 10]));
+    // POST takes an array of events, each with a string body.
+    let body =
+        &paths["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["type"], "array", "{body}");
+    let item = body["items"]["$ref"].as_str().unwrap();
+    let item = &schemas[item.rsplit('/').next().unwrap()];
+    assert_eq!(item["properties"]["body"]["type"], "string", "{item}");
+    assert_eq!(item["required"], serde_json::json!(["body"]), "{item}");
     let (status, html) = http_get(server.port, "/docs/").unwrap();
     assert_eq!(status, 200);
     assert!(html.contains("swagger"), "{html}");
@@ -499,9 +515,17 @@ fn keys_guard_the_api_and_every_error_is_json_with_its_status() {
     assert_eq!(v["senders"][0]["name"], "http 127.0.0.1");
     assert_eq!(v["senders"][0]["events"], 2);
     assert_eq!(v["agent"], Value::Null);
+    // The bearer scheme's name is case-insensitive.
+    let (status, v) = call(
+        port,
+        "GET",
+        "/api/v1/levels",
+        &[("Authorization", "bearer reader-key")],
+        "",
+    );
+    assert_eq!(status, 200, "{v}");
     let (status, v) = call(port, "DELETE", "/api/v1/events?before=2000", admin, "");
     assert_eq!((status, &v["deleted"]), (200, &Value::from(1)));
-
     // 400: malformed or unknown parameters, each naming the parameter.
     assert_error(
         port,
@@ -517,12 +541,56 @@ fn keys_guard_the_api_and_every_error_is_json_with_its_status() {
         "invalid_parameter",
         Some("limit"),
     );
+    let v = assert_error(
+        port,
+        ("GET", "/api/v1/events?limit=many", read, ""),
+        400,
+        "invalid_parameter",
+        Some("limit"),
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a whole number"),
+        "{v}"
+    );
     assert_error(
         port,
         ("GET", "/api/v1/events?color=red", read, ""),
         400,
         "unknown_parameter",
         Some("color"),
+    );
+    // Endpoints without parameters refuse them too, and say they take none.
+    for path in [
+        "/api/v1/store?x=1",
+        "/api/v1/agents?x=1",
+        "/api/v1/hosts?limit=1",
+        "/api/v1/health?x=1",
+        "/api/v1/events/1-1?x=1",
+    ] {
+        let v = assert_error(
+            port,
+            ("GET", path, read, ""),
+            400,
+            "unknown_parameter",
+            Some(path.rsplit_once('?').unwrap().1.split('=').next().unwrap()),
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("takes no parameters"),
+            "{path}: {v}"
+        );
+    }
+    assert_error(
+        port,
+        ("POST", "/api/v1/events?x=1", read, r#"[{"body": "x"}]"#),
+        400,
+        "unknown_parameter",
+        Some("x"),
     );
     assert_error(
         port,
@@ -583,6 +651,14 @@ fn keys_guard_the_api_and_every_error_is_json_with_its_status() {
     assert_error(
         port,
         ("GET", "/api/v1/events/not-an-id", read, ""),
+        400,
+        "invalid_parameter",
+        Some("id"),
+    );
+    // An id that is not even UTF-8 once decoded is still answered in JSON.
+    assert_error(
+        port,
+        ("GET", "/api/v1/events/%FF", read, ""),
         400,
         "invalid_parameter",
         Some("id"),
@@ -752,6 +828,88 @@ fn help_explains_every_option() {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
     assert!(help.contains("quickstart.conf"), "{help}");
+}
+
+#[test]
+fn a_far_off_timestamp_and_a_blank_host_do_not_spoil_the_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = QueryServer::start(dir.path(), &["--store", store.to_str().unwrap()]);
+    let port = server.port;
+    // Seconds sent where Flume's `timestamp` header wants milliseconds: 1970.
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/events",
+        &[],
+        r#"[{"headers": {"timestamp": "1795523267", "host": "web-1"}, "body": "INFO in seconds"},
+            {"headers": {"host": ""}, "body": "INFO blank host"}]"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    // A histogram without from/to spans the events found; when one far-off time
+    // stretches it past the bucket limit, the answer says where the events lie.
+    let v = assert_error(
+        port,
+        ("GET", "/api/v1/stats/histogram?interval=1m", &[], ""),
+        400,
+        "invalid_parameter",
+        Some("interval"),
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the matching events run from 1970-01-21T"),
+        "{v}"
+    );
+    // With a time range, the recent event is counted.
+    let from = get_json(port, "/api/v1/store")["newest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = get_json(
+        port,
+        &format!(
+            "/api/v1/stats/histogram?interval=1m&from={}",
+            from.replace('+', "%2B")
+        ),
+    );
+    let counted: u64 = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 1, "{v}");
+    // An empty host header is no host: it could not be asked for.
+    let v = get_json(port, "/api/v1/hosts");
+    let hosts: Vec<&str> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["web-1"], "{v}");
+}
+
+#[test]
+fn limits_of_zero_are_refused_at_start() {
+    for (args, says) in [
+        (&["--retention", "0d"][..], "must be more than 0"),
+        (&["--retention-interval", "0s"][..], "must be more than 0"),
+        (&["--max-store-bytes", "0"][..], "--max-store-bytes"),
+        (&["--max-batch", "0"][..], "must be at least 1"),
+        (&["--max-body-bytes", "0"][..], "must be at least 1"),
+    ] {
+        let out = std::process::Command::new(bin("millrace-query-server"))
+            .args(args)
+            .args(["--store", "/nonexistent/never-opened"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -101,16 +101,16 @@ struct Cli {
     admin_key: Option<String>,
 
     /// Delete events older than this, in the background: e.g. 12h, 7d, 4w.
-    #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+    #[arg(long, value_name = "AGE", value_parser = nonzero_duration)]
     retention: Option<Duration>,
 
     /// Delete the oldest events, in the background, while the store holds more than
     /// this many bytes of events and indexes (the files on disk trail deletions).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     max_store_bytes: Option<u64>,
 
-    /// How often retention runs.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    /// How often retention runs (at most once a second).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = nonzero_duration)]
     retention_interval: Duration,
 
     /// Regex that finds an event's level in its body when it has no `level` header:
@@ -118,21 +118,39 @@ struct Cli {
     #[arg(long, value_name = "REGEX", default_value = millrace_store::DEFAULT_LEVEL_REGEX)]
     level_regex: String,
 
-    /// Longest a query may run before it is answered with 503.
+    /// Longest a query may run before it is answered with 503 (0 answers every query
+    /// with 503, which is a way to see how clients handle it).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     query_timeout: Duration,
 
     /// Largest POST body, in bytes; larger ones get 413.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
+    #[arg(long, value_name = "BYTES", default_value = "10485760", value_parser = at_least_one)]
     max_body_bytes: usize,
 
     /// Most events in one POST; more get 413.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = at_least_one)]
     max_batch: usize,
 
-    /// Most live tail (SSE) clients at once; more get 429.
+    /// Most live tail (SSE) clients at once; more get 429. 0 turns the tail off.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_tail_clients: usize,
+}
+
+/// A duration of which 0 makes no sense: a retention of 0 would delete every event
+/// as it arrives.
+fn nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0 (e.g. 1m, 7d)".to_string()),
+        d => Ok(d),
+    }
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".to_string()),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -213,7 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api_key: cli.api_key.clone(),
             admin_key: cli.admin_key.clone(),
             max_body_bytes: cli.max_body_bytes,
-            max_batch: cli.max_batch.max(1),
+            max_batch: cli.max_batch,
             query_timeout: cli.query_timeout,
             max_tails: cli.max_tail_clients,
             retention,

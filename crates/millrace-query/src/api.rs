@@ -5,6 +5,7 @@ use crate::model::*;
 use crate::params::{self, Params, FILTER_PARAMS, PAGE_PARAMS};
 use crate::{Access, AppState};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -103,9 +104,17 @@ pub async fn search_events(
 pub async fn get_event(
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<EventView>, ApiError> {
     s.authorize(&headers, Access::Read)?;
+    Params::parse(raw.as_deref(), &[])?;
+    let Path(id) = path.map_err(|e| {
+        ApiError::bad_param(
+            "id",
+            format!("{}; ids look like 1795939211096-17", e.body_text()),
+        )
+    })?;
     let eid: EventId = id.parse().map_err(|_| {
         ApiError::bad_param(
             "id",
@@ -125,7 +134,7 @@ pub async fn get_event(
     post, path = "/api/v1/events", tag = "events",
     summary = "Store events (Flume's HTTP source JSON format)",
     description = "A JSON array of `{\"headers\": {...}, \"body\": \"...\"}`, the format of Flume's HTTP source JSONHandler. The answer comes once the events are on disk.",
-    request_body(content = String, content_type = "application/json",
+    request_body(content = Vec<NewEvent>, content_type = "application/json",
         example = json!([{"headers": {"host": "web-1", "level": "ERROR"}, "body": "payment 42 declined"}])),
     responses(
         (status = 200, body = IngestResponse),
@@ -141,6 +150,7 @@ pub async fn post_events(
     req: Request,
 ) -> Result<Json<IngestResponse>, ApiError> {
     s.authorize(req.headers(), Access::Read)?;
+    Params::parse(req.uri().query(), &[])?;
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -182,8 +192,9 @@ fn parse_events(bytes: &[u8], max_batch: usize) -> Result<Vec<Event>, ApiError> 
         )
     })?;
     let serde_json::Value::Array(items) = v else {
-        return Err(invalid_event(
-            String::new(),
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
             "the body must be a JSON array of events: [{\"headers\": {...}, \"body\": \"...\"}]",
         ));
     };
@@ -317,7 +328,7 @@ pub async fn histogram(
     let align = |t: u64| t - t % interval;
     if let (Some(f), Some(t)) = (filter.from, filter.to) {
         if (align(t - 1) - align(f)) / interval + 1 > MAX_BUCKETS {
-            return Err(too_many_buckets());
+            return Err(too_many_buckets(None));
         }
     }
     let (from, to) = (filter.from, filter.to);
@@ -327,7 +338,10 @@ pub async fn histogram(
     let mut buckets = Vec::new();
     if let (Some(first), Some(last)) = (first, last) {
         if (last.saturating_sub(first)) / interval + 1 > MAX_BUCKETS {
-            return Err(too_many_buckets());
+            // Without from/to the span is the matching events' own, which one event
+            // with a wrong timestamp (seconds sent as milliseconds) can stretch.
+            let span = (from.is_none() || to.is_none()).then_some((first, last + interval));
+            return Err(too_many_buckets(span));
         }
         let mut it = sparse.into_iter().peekable();
         let mut t = first;
@@ -354,10 +368,20 @@ pub async fn histogram(
     }))
 }
 
-fn too_many_buckets() -> ApiError {
+fn too_many_buckets(events_span: Option<(u64, u64)>) -> ApiError {
+    let span = match events_span {
+        Some((first, end)) => format!(
+            " (the matching events run from {} to {})",
+            format_rfc3339(first),
+            format_rfc3339(end)
+        ),
+        None => String::new(),
+    };
     ApiError::bad_param(
         "interval",
-        format!("more than {MAX_BUCKETS} buckets; use a larger interval or a narrower from/to"),
+        format!(
+            "more than {MAX_BUCKETS} buckets{span}; use a larger interval or a narrower from/to"
+        ),
     )
 }
 
@@ -515,8 +539,10 @@ pub async fn tail(
 pub async fn agents(
     State(s): State<AppState>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<AgentsResponse>, ApiError> {
     s.authorize(&headers, Access::Read)?;
+    Params::parse(raw.as_deref(), &[])?;
     let agent = s
         .inner
         .agent
@@ -542,8 +568,10 @@ pub async fn agents(
 pub async fn store_info(
     State(s): State<AppState>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<StoreResponse>, ApiError> {
     s.authorize(&headers, Access::Read)?;
+    Params::parse(raw.as_deref(), &[])?;
     let st = query(&s, |st, _| st.stats()).await?;
     let r = &s.inner.cfg.retention;
     Ok(Json(StoreResponse {
@@ -563,7 +591,11 @@ pub async fn store_info(
     summary = "Whether the server can answer (no key needed)",
     responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody))
 )]
-pub async fn health(State(s): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
+pub async fn health(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<HealthResponse>, ApiError> {
+    Params::parse(raw.as_deref(), &[])?;
     let st = query(&s, |st, _| st.stats()).await?;
     Ok(Json(HealthResponse {
         status: "ok".into(),

@@ -82,7 +82,7 @@ impl Ingest {
     fn panicked(&self, why: String) -> StoreError {
         StoreError::Io {
             path: self.store.dir().to_path_buf(),
-            source: std::io::Error::other(why),
+            error: std::io::Error::other(why),
         }
     }
 

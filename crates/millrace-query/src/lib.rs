@@ -155,7 +155,7 @@ impl AppState {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let what = if access == Access::Admin && cfg.admin_key.is_some() {
             "the admin key"
@@ -182,6 +182,13 @@ impl AppState {
             )),
         }
     }
+}
+
+/// The token of `Authorization: Bearer TOKEN`; the scheme's name is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer_token(v: &str) -> Option<&str> {
+    let (scheme, token) = v.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// Compares keys in time independent of where they differ.

@@ -86,6 +86,7 @@ pub struct PageParams {
     /// `desc` (newest first, the default) or `asc`.
     order: Option<String>,
     /// Events per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -118,7 +119,20 @@ pub struct TopParams {
     /// `host`, `level`, `source` or `header:KEY`.
     field: String,
     /// Values to return, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100, default = 10)]
     limit: Option<u32>,
+}
+
+/// One event of a `POST /api/v1/events` batch: Flume's HTTP source JSON format.
+#[derive(ToSchema)]
+#[schema(example = json!({"headers": {"host": "web-1", "level": "ERROR"}, "body": "payment 42 declined"}))]
+#[allow(dead_code)]
+pub struct NewEvent {
+    /// String values only; `timestamp` (epoch ms), `host`, `level` and `file` or
+    /// `source` are what the store derives its fields from.
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// The log line or message, as text.
+    body: String,
 }
 
 #[derive(IntoParams)]

@@ -27,13 +27,20 @@ impl Params {
         for (k, v) in &pairs {
             if !allowed.iter().any(|a| a.contains(&k.as_str())) {
                 let known: Vec<&str> = allowed.iter().flat_map(|a| a.iter().copied()).collect();
+                let what = if k.is_empty() {
+                    format!("a parameter has no name (`={v}`)")
+                } else {
+                    format!("unknown parameter `{k}`")
+                };
+                let takes = if known.is_empty() {
+                    "this endpoint takes no parameters".to_string()
+                } else {
+                    format!("this endpoint takes: {}", known.join(", "))
+                };
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "unknown_parameter",
-                    format!(
-                        "unknown parameter `{k}`; this endpoint takes: {}",
-                        known.join(", ")
-                    ),
+                    format!("{what}; {takes}"),
                 )
                 .field(k.clone()));
             }
@@ -103,13 +110,19 @@ impl Params {
         let Some(v) = self.one(name)? else {
             return Ok(default);
         };
-        match v.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_param(
-                name,
-                format!("`{name}` = `{v}` is out of range; use a whole number from {min} to {max}"),
-            )),
-        }
+        let problem = match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => return Ok(n),
+            Ok(_) => "is out of range",
+            // A number too large for u64 is still a number.
+            Err(_) if v.trim().bytes().all(|b| b.is_ascii_digit()) && !v.trim().is_empty() => {
+                "is out of range"
+            }
+            Err(_) => "is not a whole number",
+        };
+        Err(ApiError::bad_param(
+            name,
+            format!("`{name}` = `{v}` {problem}; use a whole number from {min} to {max}"),
+        ))
     }
 }
 

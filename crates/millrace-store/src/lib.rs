@@ -54,10 +54,12 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("the store {dir} is in use by another process{}; stop it, or give this one another store directory", if holder.is_empty() { String::new() } else { format!(" (pid {holder})") })]
     Locked { dir: PathBuf, holder: String },
-    #[error("{path}: {source}")]
+    /// The OS error is in the message and not given as the source, so that printing
+    /// the chain of causes (`{:#}`) does not say it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("store database: {0}")]
     Db(#[from] sled::Error),
@@ -268,7 +270,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .create(dir)
         .map_err(|e| StoreError::Io {
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         })
 }
 
@@ -388,7 +390,7 @@ impl Store {
             })
             .map_err(|e| StoreError::Io {
                 path: dir.to_path_buf(),
-                source: e,
+                error: e,
             })?;
         let store = Store {
             events: AtomicU64::new(events),
@@ -1207,11 +1209,14 @@ struct Prepared<'e> {
 
 /// What the store keeps of an event whose level is `level`: its host is the `host`
 /// header, its source TAILDIR's and spooldir's `file` header, else `source`.
+/// An empty `host`, `file` or `source` header counts as none: it could not be asked
+/// for (`host=` is refused), and would show in `/api/v1/hosts` as a blank host.
 fn view_of<'a>(e: &'a Event, level: Option<&'a str>) -> EventView<'a> {
+    let header = |k| e.header(k).filter(|v| !v.is_empty());
     EventView {
         level,
-        host: e.header("host"),
-        source: e.header("file").or_else(|| e.header("source")),
+        host: header("host"),
+        source: header("file").or_else(|| header("source")),
         headers: &e.headers,
         body: &e.body,
     }

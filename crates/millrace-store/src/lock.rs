@@ -22,7 +22,7 @@ impl DirLock {
             .open(&path)
             .map_err(|e| StoreError::Io {
                 path: path.clone(),
-                source: e,
+                error: e,
             })?;
         // SAFETY: flock(2) on a descriptor this function owns.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
