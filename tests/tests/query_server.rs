@@ -695,6 +695,50 @@ fn keys_guard_the_api_and_every_error_is_json_with_its_status() {
         None,
     );
 
+    // Compressed bodies, as Fluent Bit's and Vector's HTTP outputs send them.
+    use std::io::Write as _;
+    let two = br#"[{"body": "INFO packed one"}, {"body": "INFO packed two"}]"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(two).unwrap();
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(two).unwrap();
+    for (encoding, body) in [
+        ("gzip", gz.finish().unwrap()),
+        ("deflate", zlib.finish().unwrap()),
+    ] {
+        let headers = [read[0], ("Content-Encoding", encoding)];
+        let (status, text) = http_call(port, "POST", "/api/v1/events", &headers, &body).unwrap();
+        assert_eq!(status, 200, "{encoding}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["accepted"], 2, "{encoding}: {v}");
+    }
+    // What a body unpacks to is bounded as a plain body is (2000 bytes here).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!(r#"[{{"body": "{}"}}]"#, "x".repeat(5000)).as_bytes())
+        .unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 2000);
+    let headers = [read[0], ("Content-Encoding", "gzip")];
+    let (status, text) = http_call(port, "POST", "/api/v1/events", &headers, &bomb).unwrap();
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("body_too_large"), "{text}");
+    let (status, text) =
+        http_call(port, "POST", "/api/v1/events", &headers, b"not gzip at all").unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("invalid_encoding"), "{text}");
+    assert_error(
+        port,
+        (
+            "POST",
+            "/api/v1/events",
+            &[read[0], ("Content-Encoding", "br")],
+            "[]",
+        ),
+        415,
+        "unsupported_encoding",
+        None,
+    );
+
     // 413: a body over --max-body-bytes, a batch over --max-batch.
     let big = format!(r#"[{{"body": "{}"}}]"#, "x".repeat(3000));
     assert_error(

@@ -133,14 +133,15 @@ pub async fn get_event(
 #[utoipa::path(
     post, path = "/api/v1/events", tag = "events",
     summary = "Store events (Flume's HTTP source JSON format)",
-    description = "A JSON array of `{\"headers\": {...}, \"body\": \"...\"}`, the format of Flume's HTTP source JSONHandler. The answer comes once the events are on disk.",
+    description = "A JSON array of `{\"headers\": {...}, \"body\": \"...\"}`, the format of Flume's HTTP source JSONHandler. The body may be sent with `Content-Encoding: gzip` or `deflate`. The answer comes once the events are on disk.",
     request_body(content = Vec<NewEvent>, content_type = "application/json",
         example = json!([{"headers": {"host": "web-1", "level": "ERROR"}, "body": "payment 42 declined"}])),
     responses(
         (status = 200, body = IngestResponse),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 401, body = ErrorBody),
-        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 413, description = "Body (unpacked) or batch too large", body = ErrorBody),
+        (status = 415, description = "A Content-Encoding other than gzip or deflate", body = ErrorBody),
         (status = 422, description = "JSON, but not an array of events", body = ErrorBody),
     ),
     security((), ("api_key" = []), ("bearer" = []))
@@ -157,6 +158,7 @@ pub async fn post_events(
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let limit = s.inner.cfg.max_body_bytes;
+    let encoding = content_encoding(req.headers())?;
     let bytes = axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|_| {
@@ -166,6 +168,7 @@ pub async fn post_events(
                 format!("the request body is over {limit} bytes; send smaller batches"),
             )
         })?;
+    let bytes = decode_body(bytes, encoding, limit)?;
     let batch = parse_events(&bytes, s.inner.cfg.max_batch)?;
     let ids = s
         .inner
@@ -176,6 +179,69 @@ pub async fn post_events(
         accepted: ids.len(),
         ids: ids.iter().map(EventId::to_string).collect(),
     }))
+}
+
+/// The `Content-Encoding`s a POST body may have: senders such as Fluent Bit's and
+/// Vector's HTTP outputs compress their batches.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Identity,
+    Gzip,
+    /// HTTP's `deflate` is the zlib format (RFC 9110, 8.4.1.2).
+    Deflate,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(v) = headers.get(axum::http::header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    match v.to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Encoding::Identity),
+        "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!(
+                "Content-Encoding `{v}` is not supported; send the body as is, gzip or deflate"
+            ),
+        )),
+    }
+}
+
+/// The body as sent, uncompressed; what it unpacks to is bounded by `limit` as a
+/// plain body is, so a small compressed body cannot fill the memory.
+fn decode_body(
+    bytes: bytes::Bytes,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(bytes),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&bytes[..])),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&bytes[..])),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_encoding",
+                format!("the body is not valid for its Content-Encoding ({e})"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body unpacks to over {limit} bytes; send smaller batches"),
+        ));
+    }
+    Ok(out.into())
 }
 
 fn invalid_event(field: String, message: impl Into<String>) -> ApiError {

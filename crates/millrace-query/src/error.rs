@@ -24,8 +24,8 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `invalid_parameter`, `unknown_parameter`, `missing_parameter`,
-    /// `invalid_cursor`, `invalid_json`, `invalid_event`, `invalid_range`,
-    /// `unauthorized`, `not_found`, `method_not_allowed`, `body_too_large`,
+    /// `invalid_cursor`, `invalid_json`, `invalid_encoding`, `invalid_event`, `invalid_range`,
+    /// `unauthorized`, `not_found`, `method_not_allowed`, `body_too_large`, `unsupported_encoding`,
     /// `batch_too_large`, `too_many_requests`, `query_timeout`, `store_error`.
     pub code: String,
     /// For people: what was wrong and what to do.
