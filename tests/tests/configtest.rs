@@ -93,6 +93,52 @@ fn agent_refuses_to_start_on_errors_with_the_same_messages() {
 }
 
 #[test]
+fn an_undefined_channel_hides_no_other_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("broken.conf");
+    std::fs::write(
+        &conf,
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\na1.channels.c1.capacity = notanumber\n\
+         a1.sinks.k1.type = logger\na1.sinks.k1.channel = c2\n",
+    )
+    .unwrap();
+    let f = conf.display().to_string();
+    let expect = [
+        format!("{f}:7: error: `a1.channels.c1.capacity` = `notanumber`"),
+        format!("{f}:9: error: `a1.sinks.k1.channel` names channel `c2`"),
+    ];
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 1, "{text}");
+    let found: Vec<&str> = text.lines().filter(|l| l.starts_with(&f)).collect();
+    assert_eq!(found.len(), 2, "{text}");
+    assert!(found[0].starts_with(&expect[0]), "{text}");
+    assert!(found[1].starts_with(&expect[1]), "{text}");
+    // The agent refuses to start with the same lines, not just the first kind.
+    let out = Command::new(bin("millrace-agent"))
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(expect.iter().all(|e| err.contains(e.as_str())), "{err}");
+}
+
+#[test]
+fn an_unknown_agent_is_reported_without_a_line_number() {
+    let (code, text) = configtest(&repo_path("configs/example.conf"), Some("zz"));
+    assert_eq!(code, 1, "{text}");
+    let f = repo_path("configs/example.conf").display().to_string();
+    assert!(
+        text.contains(&format!("{f}: error: no configuration for agent `zz`")),
+        "{text}"
+    );
+    assert!(!text.contains(":0:"), "{text}");
+}
+
+#[test]
 fn a_missing_variable_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("vars.conf");

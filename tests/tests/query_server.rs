@@ -962,9 +962,10 @@ fn a_configuration_error_stops_the_server_before_it_serves() {
     std::fs::write(
         dir.path().join("bad.conf"),
         "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
-         a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c9\n\
          a1.channels.c1.type = memory\n\
-         a1.sinks.k1.type = stor\na1.sinks.k1.channel = c1\n",
+         a1.sinks.k1.type = stor\na1.sinks.k1.channel = c1\n\
+         a1.channels.c1.capacity = lots\n",
     )
     .unwrap();
     let out = std::process::Command::new(bin("millrace-query-server"))
@@ -983,8 +984,11 @@ fn a_configuration_error_stops_the_server_before_it_serves() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    // Every problem at once: an undefined channel hides none of the others.
+    assert!(err.contains("bad.conf:5") && err.contains("`c9`"), "{err}");
     assert!(
         err.contains("bad.conf:7") && err.contains("did you mean `store`?"),
         "{err}"
     );
+    assert!(err.contains("bad.conf:9"), "{err}");
 }

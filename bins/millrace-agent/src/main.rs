@@ -9,6 +9,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use millrace_core::Diagnostic;
+use millrace_node::{Agent, Extensions};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -343,19 +344,13 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
     let sources = conf_sources(&a)?;
     let Loaded {
         cfg,
-        mut diags,
+        diags,
         mut hash,
     } = load_config(&sources, &a.name, &defines)?;
-    let cfg = cfg.filter(|_| !diags.iter().any(Diagnostic::is_error));
-    let Some(cfg) = cfg else {
-        print_diags(&diags);
-        bail!("the configuration has errors; the agent was not started");
-    };
-    let (agent, more) = millrace_node::Agent::build(&cfg);
-    diags.extend(more);
-    millrace_core::diag::sort(&mut diags);
+    // Built even when the configuration has errors, to print every problem at once.
+    let (agent, diags) = Agent::build_checked(cfg.as_ref(), diags, &Extensions::default());
     print_diags(&diags);
-    let Some(agent) = agent.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
+    let Some(agent) = agent else {
         bail!("the configuration has errors; the agent was not started");
     };
     let mut running = agent
@@ -393,14 +388,21 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
             }) => {
                 hash = h;
                 tracing::info!("configuration changed; reloading");
-                let result = match cfg.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
-                    Some(cfg) => running
-                        .reload(&cfg)
-                        .await
-                        .map(|w| diags.into_iter().chain(w).collect::<Vec<_>>()),
-                    None => {
+                let has_errors = diags.iter().any(Diagnostic::is_error);
+                let result = match cfg {
+                    Some(cfg) if !has_errors => match running.reload(&cfg).await {
+                        Ok(w) => Ok(diags.into_iter().chain(w).collect::<Vec<_>>()),
+                        Err(e) => {
+                            let mut all: Vec<_> = diags.into_iter().chain(e).collect();
+                            millrace_core::diag::sort(&mut all);
+                            Err(all)
+                        }
+                    },
+                    cfg => {
                         running.count_rejected_reload();
-                        Err(diags)
+                        // Only checked, never applied: it lists every problem, as at start.
+                        let ext = Extensions::default();
+                        Err(Agent::build_checked(cfg.as_ref(), diags, &ext).1)
                     }
                 };
                 match result {
@@ -495,10 +497,12 @@ fn configtest(a: ConfigtestArgs) -> ExitCode {
         None => match millrace_config::agent_names(&a.conf_file) {
             Ok(names) if !names.is_empty() => names,
             Ok(_) => {
-                eprintln!(
-                    "{}:0: error: no agent is configured in this file; add keys such as `a1.sources = r1`",
-                    a.conf_file[0].display()
-                );
+                let file: Arc<str> = Arc::from(a.conf_file[0].display().to_string());
+                print_diags(&[Diagnostic::error(
+                    &file,
+                    0,
+                    "no agent is configured in this file; add keys such as `a1.sources = r1`",
+                )]);
                 return ExitCode::FAILURE;
             }
             Err(e) => {
@@ -516,10 +520,7 @@ fn configtest(a: ConfigtestArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        all.extend(diags);
-        if let Some(cfg) = cfg {
-            all.extend(millrace_node::Agent::build(&cfg).1);
-        }
+        all.extend(Agent::build_checked(cfg.as_ref(), diags, &Extensions::default()).1);
     }
     millrace_core::diag::sort(&mut all);
     all.dedup();

@@ -10,7 +10,6 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use millrace_core::Diagnostic;
 use millrace_node::{Agent, ExtSinkFactory, Extensions, RunningAgent};
 use millrace_query::{AppState, Ingest, QueryConfig};
 use millrace_store::time::parse_duration;
@@ -360,26 +359,19 @@ async fn start_agent(
         "millrace.cwd".to_string(),
         std::env::current_dir()?.display().to_string(),
     );
-    let (cfg, mut diags) = millrace_config::load_with(files, name, &sys)?;
+    let (cfg, diags) = millrace_config::load_with(files, name, &sys)?;
     let sink_ingest = ingest.clone();
     let agent_name = name.to_string();
     let factory: ExtSinkFactory = Arc::new(move |sink: &str, props, counters| {
         millrace_query::sink::StoreSink::build(&agent_name, sink, props, &sink_ingest, counters)
     });
     let ext = Extensions::new().with_sink(millrace_query::sink::TYPE, factory);
-    let agent = match cfg.filter(|_| !diags.iter().any(Diagnostic::is_error)) {
-        Some(cfg) => {
-            let (agent, more) = Agent::build_with(&cfg, &ext);
-            diags.extend(more);
-            agent
-        }
-        None => None,
-    };
-    millrace_core::diag::sort(&mut diags);
+    // Built even when the configuration has errors, to print every problem at once.
+    let (agent, diags) = Agent::build_checked(cfg.as_ref(), diags, &ext);
     for d in &diags {
         eprintln!("{d}");
     }
-    let Some(agent) = agent.filter(|_| !diags.iter().any(Diagnostic::is_error)) else {
+    let Some(agent) = agent else {
         bail!("the configuration has errors; nothing was started");
     };
     let running = agent.start(None).await.context("the agent cannot start")?;

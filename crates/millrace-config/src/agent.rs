@@ -121,7 +121,12 @@ fn split_list(v: &str) -> Vec<String> {
 }
 
 /// Builds the named agent's configuration from merged entries, checking its structure.
-/// `file` is used for problems about the file as a whole (line 0).
+/// `file` is used for problems about the file as a whole (line 0, printed without a
+/// line).
+///
+/// A source or sink that names an undefined channel is an error here but is still
+/// returned, with the names as written, so that the node builds it and reports its
+/// own problems too; the node finds no such channel, so it cannot run.
 pub fn agent_config(
     file: &Arc<str>,
     entries: &[Located],
@@ -314,32 +319,30 @@ pub fn agent_config(
         };
 
     let channel_names = &defined[Kind::Channel.index()];
-    let check_channel =
-        |props: &Props, key: &str, name: &str, diags: &mut Vec<Diagnostic>| -> bool {
-            if channel_names.iter().any(|c| c == name) {
-                return true;
-            }
-            let hint = match did_you_mean(name, channel_names.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "defined channels: {}",
-                    if channel_names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        channel_names.join(", ")
-                    }
-                ),
-            };
-            diags.push(Diagnostic::error(
-                props.file(),
-                props.line_of(key),
-                format!(
-                    "`{}` names channel `{name}`, which is not defined; {hint}",
-                    props.full_key(key)
-                ),
-            ));
-            false
+    let check_channel = |props: &Props, key: &str, name: &str, diags: &mut Vec<Diagnostic>| {
+        if channel_names.iter().any(|c| c == name) {
+            return;
+        }
+        let hint = match did_you_mean(name, channel_names.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!(
+                "defined channels: {}",
+                if channel_names.is_empty() {
+                    "none".to_string()
+                } else {
+                    channel_names.join(", ")
+                }
+            ),
         };
+        diags.push(Diagnostic::error(
+            props.file(),
+            props.line_of(key),
+            format!(
+                "`{}` names channel `{name}`, which is not defined; {hint}",
+                props.full_key(key)
+            ),
+        ));
+    };
 
     let mut channels = Vec::new();
     for name in &defined[Kind::Channel.index()] {
@@ -370,8 +373,9 @@ pub fn agent_config(
             ));
             ok = false;
         }
+        // An undefined channel does not drop the source: see `agent_config`'s doc.
         for ch in &chans {
-            ok &= check_channel(&p, "channels", ch, &mut diags);
+            check_channel(&p, "channels", ch, &mut diags);
         }
         let selector = p.sub("selector.");
         let listed = p
@@ -444,12 +448,12 @@ pub fn agent_config(
                 format!("sink `{name}` has no channel; add `{}` = CHANNEL", p.full_key("channel")),
             )),
             [one] => {
-                if check_channel(&p, "channel", one, &mut diags) {
-                    sinks.push(SinkConfig {
-                        component: c,
-                        channel: one.clone(),
-                    });
-                }
+                // Kept even when undefined: see `agent_config`'s doc.
+                check_channel(&p, "channel", one, &mut diags);
+                sinks.push(SinkConfig {
+                    component: c,
+                    channel: one.clone(),
+                });
             }
             many => diags.push(Diagnostic::error(
                 p.file(),

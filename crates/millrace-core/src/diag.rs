@@ -10,7 +10,8 @@ pub enum Severity {
 }
 
 /// A problem found in a configuration, printed as
-/// `FILE:LINE: error: what is wrong; how to fix it`.
+/// `FILE:LINE: error: what is wrong; how to fix it`, or `FILE: error: ...` when it is
+/// about the file as a whole and has no line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: Arc<str>,
@@ -50,7 +51,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}: {}: {}", self.file, self.line, sev, self.message)
+        // Line 0 means "no line"; printing `FILE:0:` would point editors at nothing.
+        match self.line {
+            0 => write!(f, "{}: {}: {}", self.file, sev, self.message),
+            line => write!(f, "{}:{}: {}: {}", self.file, line, sev, self.message),
+        }
     }
 }
 
@@ -110,5 +115,14 @@ mod tests {
         let f: Arc<str> = "conf/a.conf".into();
         let d = Diagnostic::error(&f, 7, "bad; fix it");
         assert_eq!(d.to_string(), "conf/a.conf:7: error: bad; fix it");
+    }
+
+    #[test]
+    fn a_problem_without_a_line_shows_no_line_number() {
+        let f: Arc<str> = "conf/a.conf".into();
+        let d = Diagnostic::error(&f, 0, "no agent; pass -n");
+        assert_eq!(d.to_string(), "conf/a.conf: error: no agent; pass -n");
+        let w = Diagnostic::warning(&f, 0, "odd");
+        assert_eq!(w.to_string(), "conf/a.conf: warning: odd");
     }
 }

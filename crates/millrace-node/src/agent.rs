@@ -108,6 +108,26 @@ impl Agent {
         Agent::build_reusing(cfg, &BTreeMap::new(), extensions)
     }
 
+    /// Builds a configuration as [`millrace_config::load`] returned it, together with
+    /// its diagnostics, so that every problem is reported at once: the components are
+    /// built and checked even when the configuration has structural errors (a sink
+    /// naming an undefined channel, say), and the agent comes back only when no
+    /// diagnostic at all is an error. The diagnostics come back sorted by line.
+    pub fn build_checked(
+        cfg: Option<&AgentConfig>,
+        mut diags: Vec<Diagnostic>,
+        extensions: &Extensions,
+    ) -> (Option<Agent>, Vec<Diagnostic>) {
+        let agent = cfg.and_then(|cfg| {
+            let (agent, more) = Agent::build_with(cfg, extensions);
+            diags.extend(more);
+            agent
+        });
+        millrace_core::diag::sort(&mut diags);
+        let agent = agent.filter(|_| !diags.iter().any(Diagnostic::is_error));
+        (agent, diags)
+    }
+
     /// [`Agent::build`], keeping each channel of `running` whose name, type and
     /// properties are unchanged, with its contents.
     fn build_reusing(
@@ -830,5 +850,78 @@ async fn transfer(name: &str, from: &Arc<dyn Channel>, to: &Arc<dyn Channel>) {
     }
     if moved > 0 {
         tracing::info!(channel = %name, events = moved, "events moved to the reconfigured channel");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `configtest` prints for `text`: each diagnostic, and whether an agent came back.
+    fn check(text: &str) -> (bool, Vec<String>) {
+        let (cfg, diags) = millrace_config::from_text(Arc::from("t.conf"), text, "a1");
+        let (agent, diags) = Agent::build_checked(cfg.as_ref(), diags, &Extensions::default());
+        (
+            agent.is_some(),
+            diags.iter().map(ToString::to_string).collect(),
+        )
+    }
+
+    #[test]
+    fn undefined_channel_does_not_hide_the_other_problems() {
+        let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                    a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+                    a1.channels.c1.type = memory\na1.channels.c1.capacity = notanumber\n\
+                    a1.sinks.k1.type = logger\na1.sinks.k1.channel = c2\n";
+        let (started, lines) = check(text);
+        assert!(!started);
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("t.conf:7: error: `a1.channels.c1.capacity` = `notanumber`"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("t.conf:9: error: `a1.sinks.k1.channel` names channel `c2`"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_component_naming_an_undefined_channel_still_has_its_properties_checked() {
+        let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                    a1.sources.r1.type = netcat\na1.sources.r1.bind = 127.0.0.1\n\
+                    a1.sources.r1.port = notaport\na1.sources.r1.channels = c1 c2\n\
+                    a1.channels.c1.type = memory\n\
+                    a1.sinks.k1.type = logger\na1.sinks.k1.maxBytesToLog = lots\n\
+                    a1.sinks.k1.bogus = 1\na1.sinks.k1.channel = c3\n";
+        let (started, lines) = check(text);
+        assert!(!started);
+        // `FILE:LINE: severity: message`, without the message.
+        let located: Vec<Vec<&str>> = lines
+            .iter()
+            .map(|l| l.splitn(3, ": ").take(2).collect())
+            .collect();
+        assert_eq!(
+            located,
+            [
+                ["t.conf:6", "error"],    // port is not a number
+                ["t.conf:7", "error"],    // c2 is not defined
+                ["t.conf:10", "error"],   // maxBytesToLog is not a number
+                ["t.conf:11", "warning"], // unknown property
+                ["t.conf:12", "error"],   // c3 is not defined
+            ],
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_clean_configuration_builds() {
+        let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                    a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+                    a1.channels.c1.type = memory\n\
+                    a1.sinks.k1.type = logger\na1.sinks.k1.channel = c1\n";
+        let (started, lines) = check(text);
+        assert!(started, "{lines:#?}");
+        assert!(lines.is_empty(), "{lines:#?}");
     }
 }

@@ -5,6 +5,9 @@
 //! - [`Agent::build`] (or [`Agent::build_with`], for a hosting process that adds
 //!   component types through [`Extensions`]) checks the agent as a whole (batch sizes against channel
 //!   transaction capacities, selectors, sink groups) without starting anything;
+//!   [`Agent::build_checked`] takes a configuration as loaded, with its diagnostics,
+//!   and checks the components even when the configuration has errors, so that
+//!   every problem is listed together;
 //! - [`Agent::start`] starts channels, then sink runners, then sources, then the
 //!   monitoring server; [`RunningAgent::stop`] stops sources first, lets sinks drain
 //!   what the channels hold (bounded by a timeout), then closes the channels.

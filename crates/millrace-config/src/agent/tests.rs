@@ -103,6 +103,65 @@ fn undefined_channel_reference_suggests_the_close_one() {
 }
 
 #[test]
+fn undefined_channel_keeps_the_component_for_the_node_to_check() {
+    // The reported case: a bad capacity and an undefined channel. Both components
+    // come back so that the node checks their properties too (it finds the capacity
+    // error); the undefined channel is this crate's only diagnostic.
+    let t = "\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1 spare
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = notanumber
+a1.sinks.k1.type = logger
+a1.sinks.k1.channel = c2
+";
+    let (cfg, d) = check(t);
+    let seen: Vec<(usize, bool, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.is_error(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                5,
+                true,
+                "`a1.sources.r1.channels` names channel `spare`, which is not defined; defined channels: c1"
+            ),
+            (
+                9,
+                true,
+                "`a1.sinks.k1.channel` names channel `c2`, which is not defined; did you mean `c1`?"
+            ),
+        ]
+    );
+    let cfg = cfg.unwrap();
+    assert_eq!(cfg.sources[0].channels, ["c1", "spare"]);
+    assert_eq!(cfg.sinks[0].channel, "c2");
+    assert_eq!(
+        cfg.channels[0].props.get("capacity").as_deref(),
+        Some("notanumber")
+    );
+}
+
+#[test]
+fn unknown_agent_is_printed_without_a_line_number() {
+    let (_, d) = from_text(Arc::from("bad.conf"), GOOD, "zz");
+    let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["bad.conf: error: no configuration for agent `zz`; this file defines agents: a1; pass -n with one of them"]
+    );
+    let (_, d) = from_text(Arc::from("empty.conf"), "# nothing\n", "a1");
+    assert!(d[0]
+        .to_string()
+        .starts_with("empty.conf: error: no configuration for agent `a1`"));
+}
+
+#[test]
 fn sink_with_two_channels_is_an_error() {
     let t = GOOD.replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channel = c1 c1");
     let (_, d) = check(&t);
