@@ -35,18 +35,20 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}; check the path given with -f")]
+    /// The OS error is in the message and not given as the source, so that printing
+    /// the chain of causes (`{:#}`) does not say it twice.
+    #[error("cannot read configuration file {path}: {error}; check the path given with -f")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 /// Reads one file as text; invalid UTF-8 is replaced (with a warning), never fatal.
 pub fn read_text(path: &Path) -> Result<(Arc<str>, String, Vec<Diagnostic>), ConfigError> {
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let file: Arc<str> = Arc::from(path.display().to_string());
     let (text, diags) = decode(&file, bytes);
