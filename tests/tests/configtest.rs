@@ -18,6 +18,28 @@ fn configtest(conf: &std::path::Path, agent: Option<&str>) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `text` written to `NAME` in a fresh directory, kept as long as the TempDir is.
+fn conf_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join(name);
+    std::fs::write(&conf, text).unwrap();
+    (dir, conf)
+}
+
+/// `millrace-agent agent -n a1 -f CONF` on a configuration it must refuse: its exit
+/// status and what it printed on stderr.
+fn agent_refusing(conf: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(bin("millrace-agent"))
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(conf)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn flume_single_node_example_passes() {
     let (code, text) = configtest(&repo_path("configs/example.conf"), Some("a1"));
@@ -26,10 +48,8 @@ fn flume_single_node_example_passes() {
 
 #[test]
 fn five_mistakes_are_all_reported_with_their_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broken.conf");
-    std::fs::write(
-        &conf,
+    let (_dir, conf) = conf_file(
+        "broken.conf",
         "# five mistakes\n\
          a1.sources = r1\n\
          a1.channels = c1\n\
@@ -45,8 +65,7 @@ fn five_mistakes_are_all_reported_with_their_lines() {
          a1.sinks.k2.type = null\n\
          a1.channels.c1.transactionCapacity = 100\n\
          a1.channels.c1.keepalive = 3\n",
-    )
-    .unwrap();
+    );
     let (code, text) = configtest(&conf, Some("a1"));
     assert_eq!(code, 1, "{text}");
     let f = conf.display().to_string();
@@ -69,23 +88,15 @@ fn five_mistakes_are_all_reported_with_their_lines() {
 
 #[test]
 fn agent_refuses_to_start_on_errors_with_the_same_messages() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broken.conf");
-    std::fs::write(
-        &conf,
+    let (_dir, conf) = conf_file(
+        "broken.conf",
         "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
          a1.sources.r1.type = nosuchsource\na1.sources.r1.channels = c1\n\
          a1.channels.c1.type = memory\n\
          a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
-    )
-    .unwrap();
-    let out = Command::new(bin("millrace-agent"))
-        .args(["agent", "-n", "a1", "-f"])
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let (code, err) = agent_refusing(&conf);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!("{}:4: error:", conf.display())) && err.contains("`nosuchsource`"),
         "{err}"
@@ -94,16 +105,13 @@ fn agent_refuses_to_start_on_errors_with_the_same_messages() {
 
 #[test]
 fn an_undefined_channel_hides_no_other_problem() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broken.conf");
-    std::fs::write(
-        &conf,
+    let (_dir, conf) = conf_file(
+        "broken.conf",
         "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
          a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
          a1.channels.c1.type = memory\na1.channels.c1.capacity = notanumber\n\
          a1.sinks.k1.type = logger\na1.sinks.k1.channel = c2\n",
-    )
-    .unwrap();
+    );
     let f = conf.display().to_string();
     let expect = [
         format!("{f}:7: error: `a1.channels.c1.capacity` = `notanumber`"),
@@ -116,13 +124,8 @@ fn an_undefined_channel_hides_no_other_problem() {
     assert!(found[0].starts_with(&expect[0]), "{text}");
     assert!(found[1].starts_with(&expect[1]), "{text}");
     // The agent refuses to start with the same lines, not just the first kind.
-    let out = Command::new(bin("millrace-agent"))
-        .args(["agent", "-n", "a1", "-f"])
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = agent_refusing(&conf);
+    assert_eq!(code, Some(1));
     assert!(expect.iter().all(|e| err.contains(e.as_str())), "{err}");
 }
 
@@ -140,16 +143,13 @@ fn an_unknown_agent_is_reported_without_a_line_number() {
 
 #[test]
 fn a_missing_variable_is_named_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("vars.conf");
-    std::fs::write(
-        &conf,
+    let (_dir, conf) = conf_file(
+        "vars.conf",
         "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
          a1.sources.r1.type = exec\na1.sources.r1.command = tail -F ${env:MILLRACE_UNSET_FOR_TEST}\n\
          a1.sources.r1.channels = c1\na1.channels.c1.type = memory\n\
          a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
-    )
-    .unwrap();
+    );
     let (code, text) = configtest(&conf, Some("a1"));
     assert_eq!(code, 1, "{text}");
     assert!(
@@ -187,4 +187,35 @@ fn several_files_merge_in_order_with_a_warning_for_overrides() {
             && err.contains(&format!("{}:7", base.display())),
         "{err}"
     );
+}
+
+#[test]
+fn mistyped_lines_are_warnings_with_their_lines_and_the_check_passes() {
+    let (_dir, conf) = conf_file(
+        "t.conf",
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
+         foo\n\
+         this line has no equals\n\
+         a1.sinks.k1.batchSize\n",
+    );
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 0, "{text}");
+    let f = conf.display().to_string();
+    let found: Vec<&str> = text.lines().filter(|l| l.starts_with(&f)).collect();
+    let expect = [
+        (9, "key `foo` with no value, which names no agent"),
+        (10, "key `this` with value `line has no equals`"),
+        (11, "`a1.sinks.k1.batchSize` has no value; Flume ignores"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{text}");
+    for ((line, needle), got) in expect.into_iter().zip(found) {
+        assert!(
+            got.starts_with(&format!("{f}:{line}: warning: ")) && got.contains(needle),
+            "line {line} should warn about {needle}:\n{text}"
+        );
+    }
+    assert!(text.contains("configuration OK"), "{text}");
 }

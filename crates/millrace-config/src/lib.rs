@@ -1,6 +1,9 @@
 //! Flume's properties configuration, read the way Flume reads it, checked the way
 //! Flume does not: every problem is reported at once with its `FILE:LINE`.
 //!
+//! Properties Flume ignores (an empty value, a key that names no agent) are warned
+//! about and left out, so that millrace runs what Flume would.
+//!
 //! This crate knows the shape of an agent (sources, channels, sinks, sink groups,
 //! interceptors, selectors) but no concrete component: `type` values and component
 //! properties are handed on, as [`millrace_core::Props`], to whoever builds them.
@@ -19,6 +22,7 @@
 //! ```
 
 mod agent;
+mod ignored;
 pub mod properties;
 pub mod subst;
 
@@ -104,30 +108,61 @@ fn parse_located(
 /// Merges files in order: a later key overrides an earlier one, with a warning that
 /// names both places (the same for a key repeated within one file).
 pub fn merge(files: Vec<Vec<Located>>) -> (Vec<Located>, Vec<Diagnostic>) {
-    let mut diags = Vec::new();
-    let mut out: Vec<Located> = Vec::new();
+    let merged = merge_tracked(files);
+    let mut diags = merged.earlier;
+    for (l, old) in merged.entries.iter().zip(&merged.replaced) {
+        if let Some(old) = old {
+            diags.push(override_warning(l, old));
+        }
+    }
+    (merged.entries, diags)
+}
+
+/// Files merged in order, with what each surviving entry overrode.
+struct Merged {
+    entries: Vec<Located>,
+    /// Per entry: where the value it overrode was set, if it overrode one.
+    replaced: Vec<Option<(Arc<str>, usize)>>,
+    /// Warnings for the overrides that were overridden again in turn.
+    earlier: Vec<Diagnostic>,
+}
+
+fn merge_tracked(files: Vec<Vec<Located>>) -> Merged {
+    let mut m = Merged {
+        entries: Vec::new(),
+        replaced: Vec::new(),
+        earlier: Vec::new(),
+    };
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for l in files.into_iter().flatten() {
         match index.get(&l.entry.key) {
             Some(&i) => {
-                let old = &out[i];
-                diags.push(Diagnostic::warning(
-                    &l.file,
-                    l.entry.line,
-                    format!(
-                        "`{}` is set again here and overrides {}:{}; remove one of the two",
-                        l.entry.key, old.file, old.entry.line
-                    ),
-                ));
-                out[i] = l;
+                if let Some(old) = &m.replaced[i] {
+                    m.earlier.push(override_warning(&m.entries[i], old));
+                }
+                let old = &m.entries[i];
+                m.replaced[i] = Some((old.file.clone(), old.entry.line));
+                m.entries[i] = l;
             }
             None => {
-                index.insert(l.entry.key.clone(), out.len());
-                out.push(l);
+                index.insert(l.entry.key.clone(), m.entries.len());
+                m.entries.push(l);
+                m.replaced.push(None);
             }
         }
     }
-    (out, diags)
+    m
+}
+
+fn override_warning(l: &Located, (file, line): &(Arc<str>, usize)) -> Diagnostic {
+    Diagnostic::warning(
+        &l.file,
+        l.entry.line,
+        format!(
+            "`{}` is set again here and overrides {file}:{line}; remove one of the two",
+            l.entry.key
+        ),
+    )
 }
 
 /// Reads, merges and checks `paths` for `agent`. The configuration comes back whenever
@@ -171,12 +206,25 @@ pub fn load_texts(
     let mut all = Vec::new();
     let mut diags = Vec::new();
     for (file, text) in texts {
-        let (located, d) = parse_located(file.clone(), text, Vec::new());
-        all.push(located);
+        let (mut located, d) = parse_located(file.clone(), text, Vec::new());
         diags.extend(d);
+        diags.extend(ignored::drop_agentless(&mut located));
+        all.push(located);
     }
-    let (mut merged, d) = merge(all);
-    diags.extend(d);
+    let Merged {
+        entries: mut merged,
+        mut replaced,
+        earlier,
+    } = merge_tracked(all);
+    diags.extend(earlier);
+    // Flume drops an empty value after merging, so a later empty value removes an
+    // earlier one; an override by an empty value is reported there, once.
+    diags.extend(ignored::drop_empty(&mut merged, &mut replaced));
+    for (l, old) in merged.iter().zip(&replaced) {
+        if let Some(old) = old {
+            diags.push(override_warning(l, old));
+        }
+    }
     diags.extend(subst::substitute(&mut merged, agent, sys));
     let file: Arc<str> = texts
         .first()
@@ -197,16 +245,26 @@ pub fn from_text(
     load_texts(&[(file, text.to_string())], agent, &BTreeMap::new())
 }
 
-/// The agents the files configure, in order of first appearance.
+/// The agents the files configure, in order of first appearance. Only keys Flume
+/// keeps count: an agent whose every key has an empty value is not configured.
 pub fn agent_names(paths: &[PathBuf]) -> Result<Vec<String>, ConfigError> {
-    let mut names: Vec<String> = Vec::new();
+    let mut files = Vec::new();
     for p in paths {
-        let (located, _) = read_file(p)?;
-        for l in located {
-            if let Some((agent, _)) = l.entry.key.split_once('.') {
-                if !agent.is_empty() && !names.iter().any(|n| n == agent) {
-                    names.push(agent.to_string());
-                }
+        let (mut located, _) = read_file(p)?;
+        ignored::drop_agentless(&mut located);
+        files.push(located);
+    }
+    let Merged {
+        mut entries,
+        mut replaced,
+        ..
+    } = merge_tracked(files);
+    ignored::drop_empty(&mut entries, &mut replaced);
+    let mut names: Vec<String> = Vec::new();
+    for l in entries {
+        if let Some((agent, _)) = l.entry.key.split_once('.') {
+            if !names.iter().any(|n| n == agent) {
+                names.push(agent.to_string());
             }
         }
     }

@@ -16,8 +16,9 @@
 //! counted, and the rest of the agent keeps running.
 //!
 //! [`Pipeline`] assembles the same [`Agent`] from component instances in code, for a
-//! program that embeds a pipeline without a properties file; [`reference`] lists every
-//! property each component reads (it makes `docs/reference.md`).
+//! program that embeds a pipeline without a properties file;
+//! [`reference`](mod@reference) lists every property each component reads (it makes
+//! `docs/reference.md`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
