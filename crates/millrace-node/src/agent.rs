@@ -692,6 +692,12 @@ impl RunningAgent {
             }
         }
         self.channels = new_channels;
+        // At the first start nothing runs yet: a channel that cannot open (a file
+        // channel another agent holds) fails the start at once, before any sink waits
+        // on it or any source accepts an event it could not keep.
+        if !errors.is_empty() && self.groups.is_empty() && self.sources.is_empty() {
+            return errors;
+        }
 
         // 4. New and changed sink groups start, then replaced channels move their
         //    events, then new and changed sources start.
@@ -910,6 +916,25 @@ mod tests {
                 ["t.conf:11", "warning"], // unknown property
                 ["t.conf:12", "error"],   // c3 is not defined
             ],
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_logger_sink_runs_on_a_small_transaction_capacity_as_in_flume() {
+        let base = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                    a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+                    a1.sources.r1.batchSize = 5\n\
+                    a1.channels.c1.type = memory\na1.channels.c1.transactionCapacity = 5\n\
+                    a1.sinks.k1.type = logger\na1.sinks.k1.channel = c1\n";
+        // Flume's logger sink takes one event per transaction: no batchSize needed.
+        let (started, lines) = check(base);
+        assert!(started, "{lines:#?}");
+        // A batchSize it is given is the one it takes, and checked.
+        let (started, lines) = check(&format!("{base}a1.sinks.k1.batchSize = 50\n"));
+        assert!(!started);
+        assert!(
+            lines.len() == 1 && lines[0].contains("takes batches of 50 events"),
             "{lines:#?}"
         );
     }

@@ -23,7 +23,7 @@
 //! let agent = Pipeline::new("a1")
 //!     .channel("c1", MemoryChannel::new("c1", memory))
 //!     .source("r1", SeqSource::new(SeqConfig { total_events: 10, batch_size: 10 }), &["c1"])
-//!     .sink("k1", LoggerSink::new("k1", LoggerConfig { max_bytes_to_log: 16 }), "c1")
+//!     .sink("k1", LoggerSink::new("k1", LoggerConfig { max_bytes_to_log: 16, batch_size: 1 }), "c1")
 //!     .start()
 //!     .await?;
 //! tokio::time::sleep(Duration::from_secs(1)).await;

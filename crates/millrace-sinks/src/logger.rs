@@ -9,15 +9,20 @@ use std::fmt::Write;
 pub struct LoggerConfig {
     /// `maxBytesToLog` (default 16): how much of each body is shown.
     pub max_bytes_to_log: usize,
+    /// `batchSize` (default 1): events per take. Flume's logger sink takes one event
+    /// per transaction, so a Flume configuration whose channel has a small
+    /// `transactionCapacity` runs unchanged; a larger batch is millrace's own.
+    pub batch_size: usize,
 }
 
 impl LoggerConfig {
     pub fn from_props(p: &Props) -> Option<Self> {
         let max_bytes_to_log = p.u64_in("maxBytesToLog", 16, 0, 1 << 30) as usize;
-        // Flume's logger sink takes one event per transaction; `batchSize` is accepted
-        // for configurations that set it anyway.
-        let _ = p.get("batchSize");
-        (!p.has_errors()).then_some(LoggerConfig { max_bytes_to_log })
+        let batch_size = p.u64_in("batchSize", 1, 1, 10_000) as usize;
+        (!p.has_errors()).then_some(LoggerConfig {
+            max_bytes_to_log,
+            batch_size,
+        })
     }
 }
 
@@ -71,7 +76,7 @@ impl Sink for LoggerSink {
     }
 
     fn batch_size(&self) -> usize {
-        100
+        self.cfg.batch_size
     }
 }
 
