@@ -6,7 +6,7 @@
 //! | `avro` | Flume's Avro RPC from avro sinks (Java Flume or millrace) | OK after the put commits, FAILED when refused |
 //! | `org.apache.flume.source.kafka.KafkaSource` (feature `kafka`) | Kafka topics | offsets committed after the put commits |
 //! | `exec` | lines a command prints | none across a restart (as in Flume) |
-//! | `netcat` | lines sent over TCP, acknowledged with `OK` | acked after the put commits |
+//! | `netcat` | lines sent over TCP, acknowledged with `OK` | OK after the put commits, FAILED when refused |
 //! | `netcatudp` | UDP datagrams | none (UDP) |
 //! | `http` | JSON (or whole bodies) POSTed over HTTP | 200 after the put commits, 503 when full |
 //! | `syslogtcp`, `multiport_syslogtcp`, `syslogudp` | syslog (RFC 3164, RFC 5424) | TCP: back-pressure through the connection |
