@@ -25,7 +25,8 @@ pub enum Charset {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deserializer {
-    /// One event per line; longer lines are cut into pieces of this many bytes.
+    /// One event per line; longer lines are cut into pieces of this many characters
+    /// (never inside a character), as Flume's LineDeserializer does.
     Line { max_line_length: usize },
     /// The file in events of at most this many bytes.
     Blob { max_blob_length: usize },
