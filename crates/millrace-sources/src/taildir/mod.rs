@@ -9,7 +9,8 @@
 //! - Positions move only after the channel put commits, and the position file (in
 //!   Flume's JSON format, `[{"inode":N,"pos":N,"file":"PATH"}]`) is rewritten after
 //!   each such put, so after a crash reading resumes at the committed byte. A Flume
-//!   position file is read as is.
+//!   position file is read as is; as in Flume, its entries for files that no group
+//!   matches are ignored and left out when it is written back.
 
 mod config;
 
@@ -205,16 +206,24 @@ fn scan(cfg: &TaildirConfig) -> Vec<(u64, PathBuf, usize)> {
     out
 }
 
+/// The first group whose directory and pattern match `path`.
+fn group_of(cfg: &TaildirConfig, path: &Path) -> Option<usize> {
+    let (dir, name) = (path.parent()?, path.file_name()?.to_string_lossy());
+    cfg.groups
+        .iter()
+        .position(|g| g.dir == dir && g.pattern.is_match(&name))
+}
+
 /// Finds the file with `inode` in the groups' directories, whatever its name (a file
 /// rotated away while the agent was down).
-fn find_inode(cfg: &TaildirConfig, inode: u64) -> Option<(PathBuf, usize)> {
-    for (g, group) in cfg.groups.iter().enumerate() {
+fn find_inode(cfg: &TaildirConfig, inode: u64) -> Option<PathBuf> {
+    for group in &cfg.groups {
         let Ok(rd) = std::fs::read_dir(&group.dir) else {
             continue;
         };
         for e in rd.flatten() {
             if e.metadata().is_ok_and(|m| m.is_file() && m.ino() == inode) {
-                return Some((e.path(), g));
+                return Some(e.path());
             }
         }
     }
@@ -233,14 +242,21 @@ fn refresh(
     for t in tails.values_mut() {
         t.matched = false;
     }
-    // Files rotated away while the agent was down are resumed once, by inode.
+    // Files rotated away while the agent was down are resumed once, by inode, under
+    // the group that matched them when they were recorded. As in Flume, an entry
+    // for a file no group matches is ignored, and so leaves the position file.
     if !recorded.is_empty() {
         let seen: std::collections::HashSet<u64> = matches.iter().map(|m| m.0).collect();
         for (inode, p) in recorded.clone() {
             if seen.contains(&inode) {
                 continue;
             }
-            if let Some((path, g)) = find_inode(cfg, inode) {
+            let Some(g) = group_of(cfg, &p.file) else {
+                tracing::info!(source = name, file = %p.file.display(), inode, "position file names a file no file group matches; ignoring it");
+                recorded.remove(&inode);
+                continue;
+            };
+            if let Some(path) = find_inode(cfg, inode) {
                 if let Ok(f) = File::open(&path) {
                     tracing::info!(source = name, file = %path.display(), pos = p.pos, "resuming a rotated file");
                     tails.insert(

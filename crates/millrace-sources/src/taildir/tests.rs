@@ -230,3 +230,68 @@ fn a_signature_from_another_position_is_not_used() {
     std::fs::write(&p, older).unwrap();
     assert_eq!(read_positions(&p).unwrap(), [at(100, b"")]);
 }
+
+/// Writes a position file as Flume does, without millrace's signatures beside it.
+fn flume_position_file(path: &Path, entries: &[(u64, u64, &Path)]) {
+    let v: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(inode, pos, file)| serde_json::json!({"inode": inode, "pos": pos, "file": file}))
+        .collect();
+    std::fs::write(path, serde_json::Value::Array(v).to_string()).unwrap();
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[tokio::test]
+async fn a_position_file_entry_no_group_matches_is_not_tailed_and_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("a.log");
+    let log = dir.path().join("app.log");
+    let pos = dir.path().join("pos.json");
+    append(&other, "a1\na2\n");
+    append(&log, "m1\n");
+    flume_position_file(&pos, &[(inode(&other), 3, &other)]);
+    let pattern = format!("{}/app\\.log.*", dir.path().display());
+    let p = Props::from_pairs(&[
+        ("filegroups", "g1"),
+        ("filegroups.g1", pattern.as_str()),
+        ("headers.g1.grp", "one"),
+        ("positionFile", pos.to_str().unwrap()),
+        ("backoffSleepIncrement", "10"),
+        ("maxBackoffSleep", "20"),
+    ]);
+    let mut r = Running::start(TaildirConfig::from_props(&p).unwrap());
+    assert_eq!(r.wait_for(1).await, ["m1"]);
+    // a.log grows before app.log: a look that finds m2 would find this line too.
+    append(&other, "a3\n");
+    append(&log, "m2\n");
+    assert_eq!(r.wait_for(2).await, ["m1", "m2"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(r.ch.len(), 0, "nothing from a.log");
+    assert!(r.got.iter().all(|e| e.header("grp") == Some("one")));
+    // As in Flume, the position file is written back with the followed files only.
+    let written = read_positions(&pos).unwrap();
+    let files: Vec<&Path> = written.iter().map(|p| p.file.as_path()).collect();
+    assert_eq!(files, [log.as_path()]);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_flume_position_for_a_file_rotated_to_an_unmatched_name_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let pos = dir.path().join("pos.json");
+    append(&log, "r1\nr2\n");
+    flume_position_file(&pos, &[(inode(&log), 3, &log)]);
+    // Rotated while the agent was down, to a name the group does not match.
+    std::fs::rename(&log, dir.path().join("old.1")).unwrap();
+    append(&log, "n1\n");
+    let mut r = Running::start(config(dir.path(), &pos, &[("headers.f1.grp", "one")]));
+    let mut got = r.wait_for(2).await;
+    got.sort();
+    assert_eq!(got, ["n1", "r2"]);
+    assert!(r.got.iter().all(|e| e.header("grp") == Some("one")));
+    r.stop().await;
+}
