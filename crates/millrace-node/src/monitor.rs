@@ -81,7 +81,9 @@ impl MetricsRegistry {
         }
         let mut out = String::new();
         for (fam, lines) in families {
-            let kind = if fam.ends_with("_count") || fam.ends_with("_fail") {
+            // OpenConnectionCount is a count that goes down as well as up.
+            let monotonic = !fam.ends_with("_open_connection_count");
+            let kind = if monotonic && (fam.ends_with("_count") || fam.ends_with("_fail")) {
                 "counter"
             } else {
                 "gauge"
@@ -220,5 +222,10 @@ mod tests {
             p.contains("millrace_source_event_received_count{component=\"r1\",type=\"exec\"} 7")
         );
         assert!(p.contains("millrace_channel_channel_size{component=\"c1\",type=\"memory\"} 0"));
+        // Open connections go down as well as up.
+        assert!(
+            p.contains("# TYPE millrace_source_open_connection_count gauge"),
+            "{p}"
+        );
     }
 }
