@@ -51,8 +51,12 @@ fn json_events_arrive_and_bad_requests_get_reasons() {
     let (status, reason) = http_post(port, "/", b"[{\"body\": 5}]").unwrap();
     assert_eq!(status, 400);
     assert!(reason.contains("`body` must be a string"), "{reason}");
-    let (status, _) = http_post(port, "/", &vec![b' '; 10_000]).unwrap();
+    let (status, reason) = http_post(port, "/", &vec![b' '; 10_000]).unwrap();
     assert_eq!(status, 413);
+    assert!(
+        reason.contains("over 4096 bytes") && reason.contains("`maxBodySize`"),
+        "{reason}"
+    );
     assert_eq!(http_get(port, "/").unwrap().0, 405);
     // The source stays up after bad requests.
     assert_eq!(

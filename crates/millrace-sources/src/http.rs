@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
@@ -189,6 +190,7 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, String> {
 struct AppState {
     ctx: SourceContext,
     handler: Handler,
+    max_body: usize,
 }
 
 async fn handle(
@@ -196,7 +198,7 @@ async fn handle(
     method: Method,
     Query(query): Query<HashMap<String, String>>,
     _headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> impl IntoResponse {
     if method != Method::POST {
         return (
@@ -204,6 +206,23 @@ async fn handle(
             "POST events to this address\n".to_string(),
         );
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let key = match st.handler {
+                Handler::Json => "maxBodySize",
+                Handler::Blob => "handler.maxBlobLength",
+            };
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is over {} bytes, this source's `{key}`; send smaller batches or raise it\n",
+                    st.max_body
+                ),
+            );
+        }
+        Err(e) => return (e.status(), format!("{}\n", e.body_text())),
+    };
     let events = match st.handler {
         Handler::Json => match parse_json(&body) {
             Ok(e) => e,
@@ -264,6 +283,7 @@ impl Source for HttpSource {
             .with_state(AppState {
                 ctx: ctx.clone(),
                 handler: self.cfg.handler,
+                max_body: self.cfg.max_body,
             });
         let stop = ctx.shutdown.clone();
         match &self.cfg.tls {
