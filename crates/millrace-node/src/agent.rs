@@ -373,8 +373,8 @@ impl Agent {
         (agent, diags)
     }
 
-    /// Starts sink runners, then sources, then (when `monitor` is set) the monitoring
-    /// server. Channels need no start.
+    /// Starts (when `monitor` is set) the monitoring server, then sink runners, then
+    /// sources. Channels need no start.
     pub async fn start(self, monitor: Option<SocketAddr>) -> std::io::Result<RunningAgent> {
         let mut running = RunningAgent {
             name: self.name.clone(),
@@ -386,14 +386,26 @@ impl Agent {
             counters: Arc::new(AgentCounters::default()),
             extensions: self.extensions.clone(),
         };
+        // The monitoring port is bound first: when it is taken, nothing has started
+        // (no source listening, no event accepted) and the error names it.
+        if let Some(addr) = monitor {
+            let server = MonitorServer::start(addr, running.registry.clone())
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot serve monitoring on {addr}: {e}; free the port or change flume.monitoring.port"
+                        ),
+                    )
+                })?;
+            running.monitor = Some(server);
+        }
         running.counters.lifecycle.started();
         let errors = running.apply(self).await;
         if !errors.is_empty() {
             running.stop().await;
             return Err(std::io::Error::other(errors.join("; ")));
-        }
-        if let Some(addr) = monitor {
-            running.monitor = Some(MonitorServer::start(addr, running.registry.clone()).await?);
         }
         tracing::info!(agent = %running.name, "agent started");
         Ok(running)

@@ -136,14 +136,19 @@ impl GroupRunner {
         let mut sinks: Vec<Option<Box<dyn Sink>>> = self.slots.iter().map(|_| None).collect();
         let mut backoff = Duration::from_millis(250);
         let mut drain_deadline: Option<Instant> = None;
+        // A stop without draining (a reload that keeps the channel) is no timeout.
+        let mut drain_asked = false;
         loop {
             if drain_deadline.is_none() {
                 if let Some(d) = *stop.borrow() {
                     drain_deadline = Some(Instant::now() + d);
+                    drain_asked = !d.is_zero();
                 }
             }
             if drain_deadline.is_some_and(|d| Instant::now() >= d) {
-                tracing::warn!(group = %self.group, "drain timeout reached; events left in the channel stay there");
+                if drain_asked {
+                    tracing::warn!(group = %self.group, "drain timeout reached; events left in the channel stay there");
+                }
                 break;
             }
             let draining = drain_deadline.is_some();

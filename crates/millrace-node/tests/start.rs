@@ -36,3 +36,27 @@ async fn a_file_channel_held_by_another_agent_fails_the_start_at_once() {
     assert!(err.to_string().contains("in use by another agent"), "{err}");
     first.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_monitoring_port_is_named_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = agent(dir.path())
+        .start(Some(addr))
+        .await
+        .err()
+        .expect("the agent does not start");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("cannot serve monitoring on {addr}"))
+            && msg.contains("flume.monitoring.port"),
+        "{msg}"
+    );
+    // The file channel was never opened: another agent can take it at once.
+    let other = agent(dir.path())
+        .start(None)
+        .await
+        .expect("the channel is free");
+    other.stop().await;
+}
