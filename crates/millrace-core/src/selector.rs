@@ -123,6 +123,16 @@ impl ChannelProcessor {
         counters: &SourceCounters,
     ) -> Result<(), ProcessError> {
         add(&counters.event_received, batch.len() as u64);
+        self.process_received(batch, counters).await
+    }
+
+    /// [`ChannelProcessor::process`] for a batch already counted in
+    /// `EventReceivedCount`: a retry of a refused put is the same events again.
+    pub async fn process_received(
+        &self,
+        batch: Vec<Event>,
+        counters: &SourceCounters,
+    ) -> Result<(), ProcessError> {
         let batch = self.interceptors.iter().fold(batch, |b, i| i.intercept(b));
         let accepted = batch.len() as u64;
         if batch.is_empty() {

@@ -41,8 +41,14 @@ impl SourceContext {
     pub async fn put(&self, batch: Vec<Event>) -> Result<(), ShuttingDown> {
         let mut backoff = FIRST_BACKOFF;
         let mut warned = false;
+        // Received once, however many times the put is tried.
+        crate::counters::add(&self.counters.event_received, batch.len() as u64);
         loop {
-            match self.processor.process(batch.clone(), &self.counters).await {
+            match self
+                .processor
+                .process_received(batch.clone(), &self.counters)
+                .await
+            {
                 Ok(()) => {
                     if warned {
                         tracing::info!(source = %self.name, "channel accepts events again");
