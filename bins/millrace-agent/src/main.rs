@@ -74,9 +74,9 @@ struct AgentArgs {
     /// the -f files; polled every 300 s unless -i is given).
     #[arg(long = "conf-uri")]
     conf_uri: Vec<String>,
-    /// Flume's configuration directory: `-D` options in its `flume.opts` file are read
-    /// (the command line wins). A `log4j2.xml` there is not read; set RUST_LOG or
-    /// -Dflume.root.logger instead.
+    /// Flume's configuration directory: `-D` options in the `JAVA_OPTS` of its
+    /// `flume-env.sh`, then in its `flume.opts` file, are read (the command line wins).
+    /// A `log4j2.xml` there is not read; set RUST_LOG or -Dflume.root.logger instead.
     #[arg(short = 'c', long = "conf")]
     conf_dir: Option<PathBuf>,
     /// Java-style system properties, e.g. `-Dflume.monitoring.type=http`
@@ -145,21 +145,55 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-Dkey=value` options from `DIR/flume.opts`, when that file exists.
+/// `-Dkey=value` options from `DIR/flume-env.sh` (its `JAVA_OPTS`, where Flume's
+/// `flume-ng` script takes them from) and then from `DIR/flume.opts`, each when it
+/// exists; a later one wins.
 fn read_flume_opts(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let path = dir.join("flume.opts");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => bail!("cannot read {}: {e}", path.display()),
+    let read = |name: &str| -> anyhow::Result<Option<String>> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
     };
-    let defines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(str::split_whitespace)
-        .filter_map(|t| t.strip_prefix("-D").map(str::to_string))
-        .collect();
+    let mut defines = Vec::new();
+    if let Some(text) = read("flume-env.sh")? {
+        defines.extend(java_opts_defines(&text));
+    }
+    if let Some(text) = read("flume.opts")? {
+        defines.extend(
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(str::split_whitespace)
+                .filter_map(|t| t.strip_prefix("-D").map(str::to_string)),
+        );
+    }
     Ok(parse_defines(&defines))
+}
+
+/// The `-D` options that the `JAVA_OPTS` assignments of a `flume-env.sh` set, in
+/// order: `export JAVA_OPTS="-Xmx2g -Dflume.monitoring.type=http"` and the
+/// `JAVA_OPTS="$JAVA_OPTS -D..."` lines that add to it. The file is not run: other
+/// shell (conditions, other variables) is passed over.
+fn java_opts_defines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            l.strip_prefix("export ")
+                .unwrap_or(l)
+                .trim_start()
+                .strip_prefix("JAVA_OPTS=")
+        })
+        .flat_map(|v| {
+            v.trim_matches(|c| c == '"' || c == '\'')
+                .split_whitespace()
+                .filter_map(|t| t.strip_prefix("-D"))
+                .map(|t| t.trim_end_matches(['"', '\'']).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn parse_defines(defines: &[String]) -> BTreeMap<String, String> {
@@ -532,5 +566,45 @@ fn configtest(a: ConfigtestArgs) -> ExitCode {
     } else {
         println!("configuration OK: agent(s) {}", agents.join(", "));
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flume_env_sh_java_opts_give_their_defines_in_order() {
+        let text = "# export JAVA_OPTS=\"-Dcommented=out\"\n\
+                    export JAVA_OPTS=\"-Xms100m -Xmx2000m -Dflume.monitoring.type=http\"\n\
+                    FLUME_CLASSPATH=/opt/lib\n\
+                    JAVA_OPTS=\"$JAVA_OPTS -Dflume.monitoring.port=34545 -Dflume.monitoring.type=HTTP \"\n\
+                    export JAVA_OPTS='-Dquoted=single'\n";
+        assert_eq!(
+            java_opts_defines(text),
+            [
+                "flume.monitoring.type=http",
+                "flume.monitoring.port=34545",
+                "flume.monitoring.type=HTTP",
+                "quoted=single"
+            ]
+        );
+    }
+
+    #[test]
+    fn flume_opts_win_over_flume_env_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("flume-env.sh"),
+            "export JAVA_OPTS=\"-Dflume.monitoring.type=http -Dflume.monitoring.port=1\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("flume.opts"), "-Dflume.monitoring.port=2\n").unwrap();
+        let d = read_flume_opts(dir.path()).unwrap();
+        assert_eq!(d["flume.monitoring.type"], "http");
+        assert_eq!(d["flume.monitoring.port"], "2");
+        assert!(read_flume_opts(&dir.path().join("none"))
+            .unwrap()
+            .is_empty());
     }
 }
