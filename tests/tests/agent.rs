@@ -266,3 +266,49 @@ fn flume_opts_in_the_conf_dir_supplies_system_properties() {
         || metrics(port).is_some_and(|m| counter(&m, "SINK.k1", "EventDrainSuccessCount") == 25),
     );
 }
+
+#[test]
+fn a_second_sigterm_stops_without_waiting_for_the_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Nothing listens there: the sink cannot deliver, so a drain would take its 30 s.
+    let dead = free_port();
+    let conf = write_conf(
+        dir.path(),
+        &format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.totalEvents = 100\n\
+             a1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = memory\n\
+             a1.sinks.k1.type = avro\na1.sinks.k1.hostname = 127.0.0.1\na1.sinks.k1.port = {dead}\n\
+             a1.sinks.k1.channel = c1\n"
+        ),
+    );
+    let mut agent = AgentProcess::start(
+        "a1",
+        &conf,
+        &[
+            "-Dflume.monitoring.type=http",
+            &format!("-Dflume.monitoring.port={port}"),
+        ],
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the source to put its events",
+        || metrics(port).is_some_and(|m| counter(&m, "SOURCE.r1", "EventAcceptedCount") == 100),
+    );
+    agent.signal(libc::SIGTERM);
+    wait_for(
+        Duration::from_secs(10),
+        "the first signal to be seen",
+        || agent.log_text().contains("shutdown requested"),
+    );
+    // Well inside the 30 s drain the first signal started.
+    let status = agent.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("second stop signal"),
+        "{}",
+        agent.log_text()
+    );
+}

@@ -460,9 +460,23 @@ async fn run_agent(a: AgentArgs, defines: BTreeMap<String, String>) -> anyhow::R
             }
         }
     }
-    tracing::info!("shutdown requested");
-    running.stop().await;
-    Ok(())
+    tracing::info!(
+        "shutdown requested; a second SIGTERM or Ctrl-C stops at once, without waiting for the sinks to drain"
+    );
+    tokio::select! {
+        _ = running.stop() => Ok(()),
+        _ = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        } => {
+            // A file channel keeps what it holds for the next start; a memory
+            // channel's events are lost, which the second signal asked for.
+            tracing::warn!("second stop signal: stopping now; events left in memory channels are lost");
+            bail!("stopped by a second signal before the sinks drained")
+        }
+    }
 }
 
 fn avro_client(a: AvroClientArgs) -> anyhow::Result<()> {
