@@ -79,6 +79,19 @@ impl AgentProcess {
         Self::start_in(Path::new("."), name, conf, extra)
     }
 
+    /// As [`AgentProcess::start`], with Flume's HTTP monitoring on `port`
+    /// (`/metrics`, read with [`metrics`]).
+    pub fn start_monitored(name: &str, conf: &Path, port: u16) -> AgentProcess {
+        Self::start(
+            name,
+            conf,
+            &[
+                "-Dflume.monitoring.type=http",
+                &format!("-Dflume.monitoring.port={port}"),
+            ],
+        )
+    }
+
     /// As [`AgentProcess::start`], in working directory `cwd` (for templates whose
     /// paths are relative).
     pub fn start_in(cwd: &Path, name: &str, conf: &Path, extra: &[&str]) -> AgentProcess {

@@ -38,14 +38,7 @@ fn exec_seq_to_file_roll_writes_every_line_in_order_and_metrics_agree() {
             out.display()
         ),
     );
-    let mut agent = AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={port}"),
-        ],
-    );
+    let mut agent = AgentProcess::start_monitored("a1", &conf, port);
     wait_for(Duration::from_secs(60), "200000 events drained", || {
         metrics(port).is_some_and(|m| counter(&m, "SINK.k1", "EventDrainSuccessCount") == 200_000)
     });
@@ -171,14 +164,7 @@ fn sigterm_drains_what_the_channel_holds() {
             out.display()
         ),
     );
-    let mut agent = AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={port}"),
-        ],
-    );
+    let mut agent = AgentProcess::start_monitored("a1", &conf, port);
     let mut drained_at_signal = 0;
     wait_for(
         Duration::from_secs(60),
@@ -218,14 +204,7 @@ fn metrics_server_speaks_flume_http() {
          a1.channels.c1.type = memory\n\
          a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
     );
-    let _agent = AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={port}"),
-        ],
-    );
+    let _agent = AgentProcess::start_monitored("a1", &conf, port);
     wait_for(
         Duration::from_secs(30),
         "10 events through the null sink",
@@ -284,14 +263,7 @@ fn a_second_sigterm_stops_without_waiting_for_the_drain() {
              a1.sinks.k1.channel = c1\n"
         ),
     );
-    let mut agent = AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={port}"),
-        ],
-    );
+    let mut agent = AgentProcess::start_monitored("a1", &conf, port);
     wait_for(
         Duration::from_secs(30),
         "the source to put its events",

@@ -20,14 +20,7 @@ fn start(dir: &std::path::Path, sources: &str, mon: u16) -> AgentProcess {
         ),
     )
     .unwrap();
-    AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={mon}"),
-        ],
-    )
+    AgentProcess::start_monitored("a1", &conf, mon)
 }
 
 fn connect(port: u16) -> TcpStream {

@@ -28,14 +28,7 @@ fn a_slow_sink_forces_overflow_and_order_is_kept() {
         ),
     )
     .unwrap();
-    let mut agent = AgentProcess::start(
-        "a1",
-        &conf,
-        &[
-            "-Dflume.monitoring.type=http",
-            &format!("-Dflume.monitoring.port={mon}"),
-        ],
-    );
+    let mut agent = AgentProcess::start_monitored("a1", &conf, mon);
     let mut most = 0;
     wait_for(Duration::from_secs(120), "every event delivered", || {
         if let Some(m) = metrics(mon) {

@@ -114,9 +114,7 @@ impl Params {
             Ok(n) if (min..=max).contains(&n) => return Ok(n),
             Ok(_) => "is out of range",
             // A number too large for u64 is still a number.
-            Err(_) if v.trim().bytes().all(|b| b.is_ascii_digit()) && !v.trim().is_empty() => {
-                "is out of range"
-            }
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => "is out of range",
             Err(_) => "is not a whole number",
         };
         Err(ApiError::bad_param(
