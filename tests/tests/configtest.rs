@@ -130,6 +130,45 @@ fn an_undefined_channel_hides_no_other_problem() {
 }
 
 #[test]
+fn missing_channels_hide_no_other_problem() {
+    // A source with no channels, a sink with two, a sink with none: each one's own
+    // mistake is reported too, and no selector line is blamed for the missing list.
+    let (_dir, conf) = conf_file(
+        "nochannels.conf",
+        "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1 k2\n\
+         a1.sources.r1.type = netcat\na1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = notaport\n\
+         a1.sources.r1.selector.type = multiplexing\na1.sources.r1.selector.default = c1\n\
+         a1.channels.c1.type = memory\na1.channels.c2.type = memory\n\
+         a1.sinks.k1.type = logger\na1.sinks.k1.channel = c1 c2\na1.sinks.k1.batchSize = -5\n\
+         a1.sinks.k2.type = file_roll\na1.sinks.k2.sink.rollInterval = often\n",
+    );
+    let f = conf.display().to_string();
+    let expect = [
+        format!("{f}:4: error: source `r1` has no channels"),
+        format!("{f}:6: error: `a1.sources.r1.port` = `notaport`"),
+        format!("{f}:12: error: sink `k1` names 2 channels"),
+        format!("{f}:13: error: `a1.sinks.k1.batchSize` = -5 is out of range"),
+        format!("{f}:14: error: missing required property `a1.sinks.k2.sink.directory`"),
+        format!("{f}:14: error: sink `k2` has no channel"),
+        format!("{f}:15: error: `a1.sinks.k2.sink.rollInterval` = `often`"),
+    ];
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 1, "{text}");
+    let found: Vec<&str> = text.lines().filter(|l| l.starts_with(&f)).collect();
+    for e in &expect {
+        assert!(
+            found.iter().any(|l| l.starts_with(e.as_str())),
+            "{e}\n{text}"
+        );
+    }
+    assert!(!text.contains("selector.default"), "{text}");
+    let (code, err) = agent_refusing(&conf);
+    assert_eq!(code, Some(1));
+    assert!(expect.iter().all(|e| err.contains(e.as_str())), "{err}");
+}
+
+#[test]
 fn an_unknown_agent_is_reported_without_a_line_number() {
     let (code, text) = configtest(&repo_path("configs/example.conf"), Some("zz"));
     assert_eq!(code, 1, "{text}");

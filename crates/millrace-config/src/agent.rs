@@ -124,9 +124,11 @@ fn split_list(v: &str) -> Vec<String> {
 /// `file` is used for problems about the file as a whole (line 0, printed without a
 /// line).
 ///
-/// A source or sink that names an undefined channel is an error here but is still
-/// returned, with the names as written, so that the node builds it and reports its
-/// own problems too; the node finds no such channel, so it cannot run.
+/// A source or sink whose channels are wrong (undefined, missing, or several for a
+/// sink) is an error here but is still returned, so that the node builds it and
+/// reports its own problems too. It cannot run: an undefined channel keeps its name as
+/// written, a source with no channels has an empty list, and a sink with none or
+/// several has the empty name; the node finds no channel for either.
 pub fn agent_config(
     file: &Arc<str>,
     entries: &[Located],
@@ -362,6 +364,8 @@ pub fn agent_config(
             .map(|v| split_list(&v))
             .unwrap_or_default();
         let mut ok = true;
+        // A source with no channels, or an undefined one, is kept: see `agent_config`'s
+        // doc.
         if chans.is_empty() {
             diags.push(Diagnostic::error(
                 p.file(),
@@ -371,9 +375,7 @@ pub fn agent_config(
                     p.full_key("channels")
                 ),
             ));
-            ok = false;
         }
-        // An undefined channel does not drop the source: see `agent_config`'s doc.
         for ch in &chans {
             check_channel(&p, "channels", ch, &mut diags);
         }
@@ -441,30 +443,40 @@ pub fn agent_config(
             .optional("channel", "required")
             .map(|v| split_list(&v))
             .unwrap_or_default();
-        match chans.as_slice() {
-            [] => diags.push(Diagnostic::error(
-                p.file(),
-                p.line_of("channel"),
-                format!("sink `{name}` has no channel; add `{}` = CHANNEL", p.full_key("channel")),
-            )),
-            [one] => {
-                // Kept even when undefined: see `agent_config`'s doc.
-                check_channel(&p, "channel", one, &mut diags);
-                sinks.push(SinkConfig {
-                    component: c,
-                    channel: one.clone(),
-                });
+        // Kept whatever its channels: see `agent_config`'s doc.
+        let channel = match chans.as_slice() {
+            [] => {
+                diags.push(Diagnostic::error(
+                    p.file(),
+                    p.line_of("channel"),
+                    format!(
+                        "sink `{name}` has no channel; add `{}` = CHANNEL",
+                        p.full_key("channel")
+                    ),
+                ));
+                String::new()
             }
-            many => diags.push(Diagnostic::error(
-                p.file(),
-                p.line_of("channel"),
-                format!(
-                    "sink `{name}` names {} channels but a sink reads exactly one; keep one in `{}` (use a source selector to fan out)",
-                    many.len(),
-                    p.full_key("channel")
-                ),
-            )),
-        }
+            [one] => {
+                check_channel(&p, "channel", one, &mut diags);
+                one.clone()
+            }
+            many => {
+                diags.push(Diagnostic::error(
+                    p.file(),
+                    p.line_of("channel"),
+                    format!(
+                        "sink `{name}` names {} channels but a sink reads exactly one; keep one in `{}` (use a source selector to fan out)",
+                        many.len(),
+                        p.full_key("channel")
+                    ),
+                ));
+                String::new()
+            }
+        };
+        sinks.push(SinkConfig {
+            component: c,
+            channel,
+        });
     }
 
     let mut sinkgroups = Vec::new();

@@ -182,11 +182,14 @@ impl Agent {
                 }
             }
             let selector = crate::selector::build(&s.selector, &s.channels);
+            // No channel at all, or one that is not defined, was reported with the
+            // configuration's structure; such a source is built only for its own checks.
             let chans: Option<Vec<Arc<dyn Channel>>> = s
                 .channels
                 .iter()
                 .map(|n| channels.get(n).map(|c| c.channel.clone()))
-                .collect();
+                .collect::<Option<Vec<_>>>()
+                .filter(|c| !c.is_empty());
             if let (Some(src), Some(chans)) = (&source, &chans) {
                 if let Some(b) = src.batch_size() {
                     for ch in chans {

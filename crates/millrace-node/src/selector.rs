@@ -11,7 +11,9 @@ pub fn build(props: &Props, channels: &[String]) -> Option<ChannelSelector> {
         list.split_whitespace()
             .filter_map(|name| {
                 let i = channels.iter().position(|c| c == name);
-                if i.is_none() {
+                // A source with no channels is reported as such; each name the
+                // selector gives is not a second mistake.
+                if i.is_none() && !channels.is_empty() {
                     props.error_at(
                         key,
                         format!(

@@ -83,8 +83,11 @@ fn source_without_channels_and_sink_without_channel() {
     let (cfg, d) = check(&t);
     assert!(has(&d, 4, true, "source `r1` has no channels"), "{d:?}");
     assert!(has(&d, 7, true, "sink `k1` has no channel"), "{d:?}");
+    // Both are kept, so that the node still checks their own properties, with no
+    // channel to run on.
     let cfg = cfg.unwrap();
-    assert!(cfg.sources.is_empty() && cfg.sinks.is_empty());
+    assert!(cfg.sources[0].channels.is_empty());
+    assert_eq!(cfg.sinks[0].channel, "");
 }
 
 #[test]
