@@ -11,6 +11,13 @@
 //! Problems with one file (unreadable, changed after pickup, invalid bytes under
 //! `decodeErrorPolicy = FAIL`, a `.COMPLETED` name already taken) are logged, counted
 //! and leave that file in place; the source goes on with the others.
+//!
+//! A file left in place after some of its events were delivered is remembered in
+//! `trackerDir` with its size and modification time, so that a restart does not
+//! deliver them again: while it is unchanged it is not read again, and one that was
+//! read to its end but could not be renamed or deleted is completed as soon as that
+//! works (its `.COMPLETED` name freed, say). A file that changed since is read as a
+//! new file. An unreadable file delivered nothing and is tried again at the next start.
 
 mod config;
 mod reader;
@@ -26,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 const TRACKER_FILE: &str = ".millrace-spooldir.json";
+const LEFT_FILE: &str = ".millrace-spooldir-left.json";
 
 /// The reading position of the file in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +75,83 @@ impl Tracker {
     }
 }
 
+/// A file left in place after some or all of its events were delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Left {
+    file: PathBuf,
+    size: u64,
+    mtime: u128,
+    /// Read to its end; only its rename (or deletion) is missing.
+    read_whole: bool,
+    why: String,
+}
+
+impl Left {
+    fn read_all(dir: &Path) -> Vec<Left> {
+        let Ok(text) = std::fs::read_to_string(dir.join(LEFT_FILE)) else {
+            return Vec::new();
+        };
+        let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text) else {
+            tracing::warn!(file = %dir.join(LEFT_FILE).display(), "cannot parse the list of files left in place; they will be read again");
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|v| {
+                Some(Left {
+                    file: PathBuf::from(v["file"].as_str()?),
+                    size: v["size"].as_u64()?,
+                    mtime: v["mtime"].as_str()?.parse().ok()?,
+                    read_whole: v["read_whole"].as_bool()?,
+                    why: v["why"].as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Written to a temporary file and renamed, as the tracker is.
+    fn write_all(dir: &Path, all: &[Left]) -> std::io::Result<()> {
+        let path = dir.join(LEFT_FILE);
+        if all.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "file": l.file.to_string_lossy(),
+                    "size": l.size,
+                    "mtime": l.mtime.to_string(),
+                    "read_whole": l.read_whole,
+                    "why": l.why,
+                })
+            })
+            .collect();
+        let tmp = dir.join(".millrace-spooldir-left.json.tmp");
+        std::fs::write(&tmp, serde_json::Value::Array(v).to_string())?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Whether the file is still there, as it was when it was left.
+    fn unchanged(&self) -> bool {
+        matches!(std::fs::metadata(&self.file), Ok(m) if m.len() == self.size && mtime_ns(&m) == self.mtime)
+    }
+}
+
+/// What became of the events of a file that is left in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// None: the file is tried again at the next start.
+    Nothing,
+    /// Some, or all but the rename: remembered, so that a restart does not repeat them.
+    Part,
+    /// All of them; only the rename or deletion failed.
+    All,
+}
+
 fn mtime_ns(m: &std::fs::Metadata) -> u128 {
     m.modified()
         .ok()
@@ -77,8 +162,11 @@ fn mtime_ns(m: &std::fs::Metadata) -> u128 {
 
 pub struct SpoolDirSource {
     cfg: SpoolDirConfig,
-    /// Files that failed in this run; skipped until the agent restarts.
+    /// Files that failed, skipped: until the next start for one that delivered
+    /// nothing, for as long as it is unchanged for one in `left`.
     failed: HashSet<PathBuf>,
+    /// The files left in place after delivering events, as kept in `trackerDir`.
+    left: Vec<Left>,
 }
 
 enum Outcome {
@@ -91,14 +179,99 @@ impl SpoolDirSource {
         SpoolDirSource {
             cfg,
             failed: HashSet::new(),
+            left: Vec::new(),
         }
     }
 
-    fn fail(&mut self, ctx: &SourceContext, path: &Path, what: &str) {
+    fn fail(&mut self, ctx: &SourceContext, path: &Path, what: &str, delivered: Delivered) {
         tracing::error!(source = %ctx.name, file = %path.display(), "{what}; the file is left in place and skipped");
         inc(&ctx.counters.generic_processing_fail);
         self.failed.insert(path.to_path_buf());
+        if delivered != Delivered::Nothing {
+            if let Ok(m) = std::fs::metadata(path) {
+                self.left.retain(|l| l.file != path);
+                self.left.push(Left {
+                    file: path.to_path_buf(),
+                    size: m.len(),
+                    mtime: mtime_ns(&m),
+                    read_whole: delivered == Delivered::All,
+                    why: what.to_string(),
+                });
+                self.save_left(ctx);
+            }
+        }
         Tracker::remove(&self.cfg.tracker_dir);
+    }
+
+    fn save_left(&self, ctx: &SourceContext) {
+        if let Err(e) = Left::write_all(&self.cfg.tracker_dir, &self.left) {
+            tracing::warn!(source = %ctx.name, error = %e, "cannot save the list of files left in place; after a restart they would be read again");
+        }
+    }
+
+    /// At start: the files left in place before it. One that is gone or changed is
+    /// forgotten (a changed one is read as a new file); one read to its end is
+    /// completed if it now can be; the others stay skipped.
+    fn recall_left(&mut self, ctx: &SourceContext) {
+        self.left = Left::read_all(&self.cfg.tracker_dir);
+        let before = self.left.len();
+        self.left.retain(|l| {
+            let keep = l.unchanged();
+            if !keep && l.file.exists() {
+                tracing::info!(source = %ctx.name, file = %l.file.display(), "a file left in place has changed since; reading it as a new file");
+            }
+            keep
+        });
+        for l in &self.left {
+            self.failed.insert(l.file.clone());
+            if !l.read_whole {
+                tracing::warn!(source = %ctx.name, file = %l.file.display(), reason = %l.why, "a file left in place before this start is not read again, since some of its events were delivered; move it out of the spool directory");
+            }
+        }
+        if self.left.len() != before {
+            self.save_left(ctx);
+        }
+        self.retry_left(ctx);
+    }
+
+    /// Completes the files that were read to their end but could not be renamed or
+    /// deleted, where that now works; the others stay as they are, without a new log
+    /// line at each look.
+    fn retry_left(&mut self, ctx: &SourceContext) {
+        let whole: Vec<Left> = self.left.iter().filter(|l| l.read_whole).cloned().collect();
+        let before = self.left.len();
+        for l in whole {
+            if !l.unchanged() {
+                // Changed or gone since: forgotten, so a changed one is read anew.
+                self.left.retain(|x| x != &l);
+                self.failed.remove(&l.file);
+                continue;
+            }
+            if self.finish(&l.file).is_ok() {
+                self.left.retain(|x| x != &l);
+                self.failed.remove(&l.file);
+                tracing::info!(source = %ctx.name, file = %l.file.display(), "a file read before it was left in place is now completed, without reading it again");
+            }
+        }
+        if self.left.len() != before {
+            self.save_left(ctx);
+        }
+    }
+
+    /// Renames a read file to its `.COMPLETED` name, or deletes it, never over an
+    /// existing file.
+    fn finish(&self, path: &Path) -> Result<(), String> {
+        if self.cfg.delete_immediately {
+            return std::fs::remove_file(path)
+                .map_err(|e| format!("cannot delete the read file: {e}"));
+        }
+        let mut done = path.as_os_str().to_owned();
+        done.push(&self.cfg.file_suffix);
+        let done = PathBuf::from(done);
+        if done.exists() {
+            return Err(format!("{} already exists, so the read file cannot be renamed to it (a file name was reused); rename one of them", done.display()));
+        }
+        std::fs::rename(path, &done).map_err(|e| format!("cannot rename the read file: {e}"))
     }
 
     async fn process(&mut self, ctx: &SourceContext, path: PathBuf) -> Outcome {
@@ -114,6 +287,7 @@ impl SpoolDirSource {
                     ctx,
                     &path,
                     "the file changed while it was being read (before the last restart)",
+                    Delivered::Part,
                 );
                 return Outcome::Done;
             }
@@ -136,11 +310,21 @@ impl SpoolDirSource {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 inc(&ctx.counters.event_read_fail);
-                self.fail(ctx, &path, &format!("cannot open the file: {e}"));
+                self.fail(
+                    ctx,
+                    &path,
+                    &format!("cannot open the file: {e}"),
+                    Delivered::Nothing,
+                );
                 return Outcome::Done;
             }
             Err(e) => {
-                self.fail(ctx, &path, &format!("reading task failed: {e}"));
+                self.fail(
+                    ctx,
+                    &path,
+                    &format!("reading task failed: {e}"),
+                    Delivered::Nothing,
+                );
                 return Outcome::Done;
             }
         };
@@ -166,7 +350,12 @@ impl SpoolDirSource {
             {
                 Ok(x) => x,
                 Err(e) => {
-                    self.fail(ctx, &path, &format!("reading task failed: {e}"));
+                    self.fail(
+                        ctx,
+                        &path,
+                        &format!("reading task failed: {e}"),
+                        Delivered::Part,
+                    );
                     return Outcome::Done;
                 }
             };
@@ -196,12 +385,13 @@ impl SpoolDirSource {
                             "bytes at offset {offset} are not valid {:?} and decodeErrorPolicy is FAIL (set REPLACE or IGNORE to read such files)",
                             self.cfg.input_charset
                         ),
+                        Delivered::Part,
                     );
                     return Outcome::Done;
                 }
                 Err(ReadError::Io(e)) => {
                     inc(&ctx.counters.event_read_fail);
-                    self.fail(ctx, &path, &format!("reading failed: {e}"));
+                    self.fail(ctx, &path, &format!("reading failed: {e}"), Delivered::Part);
                     return Outcome::Done;
                 }
             }
@@ -214,31 +404,13 @@ impl SpoolDirSource {
         match std::fs::metadata(path) {
             Ok(m) if m.len() == size && mtime_ns(&m) == mtime => {}
             _ => {
-                self.fail(ctx, path, "the file changed after it was picked up (spooled files must not change); its events so far were delivered");
+                self.fail(ctx, path, "the file changed after it was picked up (spooled files must not change); its events so far were delivered", Delivered::Part);
                 return;
             }
         }
-        if self.cfg.delete_immediately {
-            if let Err(e) = std::fs::remove_file(path) {
-                self.fail(ctx, path, &format!("cannot delete the read file: {e}"));
-                return;
-            }
-        } else {
-            let mut done = path.as_os_str().to_owned();
-            done.push(&self.cfg.file_suffix);
-            let done = PathBuf::from(done);
-            if done.exists() {
-                self.fail(
-                    ctx,
-                    path,
-                    &format!("{} already exists, so the read file cannot be renamed to it (a file name was reused); rename one of them", done.display()),
-                );
-                return;
-            }
-            if let Err(e) = std::fs::rename(path, &done) {
-                self.fail(ctx, path, &format!("cannot rename the read file: {e}"));
-                return;
-            }
+        if let Err(what) = self.finish(path) {
+            self.fail(ctx, path, &what, Delivered::All);
+            return;
         }
         Tracker::remove(&self.cfg.tracker_dir);
         tracing::info!(source = %ctx.name, file = %path.display(), "file read completely");
@@ -312,6 +484,7 @@ impl Source for SpoolDirSource {
                 self.cfg.tracker_dir.display()
             ))
         })?;
+        self.recall_left(ctx);
         loop {
             if ctx.shutdown.is_cancelled() {
                 return Ok(());
@@ -334,6 +507,7 @@ impl Source for SpoolDirSource {
                     }
                 }
                 None => {
+                    self.retry_left(ctx);
                     tokio::select! {
                         _ = ctx.shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(self.cfg.poll_delay) => {}

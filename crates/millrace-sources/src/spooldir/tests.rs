@@ -264,6 +264,79 @@ async fn a_file_changed_after_pickup_is_reported_and_left_in_place() {
     .await;
     assert!(f.exists() && !dir.path().join("growing.log.COMPLETED").exists());
     assert_eq!(bodies(&inner).await[0], "first");
+
+    // A restart does not deliver its events again while it stays as it was left...
+    std::fs::write(dir.path().join("next.log"), "next\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(config(dir.path(), &[]), &ctx, || {
+        d.join("next.log.COMPLETED").exists()
+    })
+    .await;
+    assert_eq!(bodies(&ch).await, ["next"]);
+    assert!(f.exists());
+
+    // ...and reads it as a new file once it has changed.
+    std::fs::write(&f, "rewritten\n").unwrap();
+    set_mtime(&f, 1);
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(config(dir.path(), &[]), &ctx, || {
+        d.join("growing.log.COMPLETED").exists()
+    })
+    .await;
+    assert_eq!(bodies(&ch).await, ["rewritten"]);
+}
+
+#[tokio::test]
+async fn a_reused_name_is_completed_once_freed_without_reading_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, done) = (
+        dir.path().join("app.log"),
+        dir.path().join("app.log.COMPLETED"),
+    );
+    std::fs::write(&file, "new\n").unwrap();
+    std::fs::write(&done, "old\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    run_until(config(dir.path(), &[]), &ctx, || {
+        ctx.counters.generic_processing_fail() == 1
+    })
+    .await;
+    assert_eq!(bodies(&ch).await, ["new"]);
+
+    // After a restart, the file is still skipped while its name is taken...
+    std::fs::write(dir.path().join("b.log"), "b\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let d = dir.path().to_path_buf();
+    run_until(config(dir.path(), &[]), &ctx, || {
+        d.join("b.log.COMPLETED").exists()
+    })
+    .await;
+    assert!(file.exists());
+
+    // ...and renamed, not read, as soon as the name is free, within the same run.
+    let mut src = SpoolDirSource::new(config(dir.path(), &[]));
+    let c = ctx.clone();
+    let token = CancellationToken::new();
+    let c = SourceContext {
+        shutdown: token.clone(),
+        ..c
+    };
+    let task = tokio::spawn(async move { src.run(&c).await });
+    std::fs::rename(&done, dir.path().join(".app.log.old")).unwrap();
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while file.exists() {
+        assert!(tokio::time::Instant::now() < end, "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    token.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "new\n");
+    assert_eq!(bodies(&ch).await, ["b"], "app.log is never delivered twice");
 }
 
 #[tokio::test]
