@@ -169,6 +169,33 @@ fn missing_channels_hide_no_other_problem() {
 }
 
 #[test]
+fn an_interceptor_with_no_type_hides_no_other_problem() {
+    let (_dir, conf) = conf_file(
+        "interceptors.conf",
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = seq\na1.sources.r1.totalEvents = many\n\
+         a1.sources.r1.channels = c1\na1.sources.r1.interceptors = i1 i2\n\
+         a1.sources.r1.interceptors.i1.preserveExisting = true\n\
+         a1.sources.r1.interceptors.i2.type = host\n\
+         a1.sources.r1.interceptors.i2.useIP = maybe\n\
+         a1.channels.c1.type = memory\na1.sinks.k1.type = logger\na1.sinks.k1.channel = c1\n",
+    );
+    let f = conf.display().to_string();
+    let (code, text) = configtest(&conf, Some("a1"));
+    assert_eq!(code, 1, "{text}");
+    let found: Vec<&str> = text.lines().filter(|l| l.starts_with(&f)).collect();
+    let expect = [
+        format!("{f}:5: error: `a1.sources.r1.totalEvents` = `many`"),
+        format!("{f}:7: error: interceptor `i1` of source `r1` has no `type`"),
+        format!("{f}:10: error: `a1.sources.r1.interceptors.i2.useIP` = `maybe`"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{text}");
+    for (line, e) in found.iter().zip(&expect) {
+        assert!(line.starts_with(e.as_str()), "{e}\n{text}");
+    }
+}
+
+#[test]
 fn an_unknown_agent_is_reported_without_a_line_number() {
     let (code, text) = configtest(&repo_path("configs/example.conf"), Some("zz"));
     assert_eq!(code, 1, "{text}");

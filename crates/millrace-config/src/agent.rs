@@ -128,7 +128,8 @@ fn split_list(v: &str) -> Vec<String> {
 /// sink) is an error here but is still returned, so that the node builds it and
 /// reports its own problems too. It cannot run: an undefined channel keeps its name as
 /// written, a source with no channels has an empty list, and a sink with none or
-/// several has the empty name; the node finds no channel for either.
+/// several has the empty name; the node finds no channel for either. An interceptor
+/// with no `type` is kept with an empty type, which the node skips, refusing the source.
 pub fn agent_config(
     file: &Arc<str>,
     entries: &[Located],
@@ -363,7 +364,6 @@ pub fn agent_config(
             .optional("channels", "required")
             .map(|v| split_list(&v))
             .unwrap_or_default();
-        let mut ok = true;
         // A source with no channels, or an undefined one, is kept: see `agent_config`'s
         // doc.
         if chans.is_empty() {
@@ -397,8 +397,8 @@ pub fn agent_config(
                         p.full_key(&format!("interceptors.{i}."))
                     ),
                 ));
-                ok = false;
-                continue;
+                // Kept with no type, as a source with no channels is: the node skips
+                // it, and still checks the source.
             }
             interceptors.push(InterceptorConfig {
                 name: i.clone(),
@@ -423,14 +423,12 @@ pub fn agent_config(
                 unlisted.push(iname);
             }
         }
-        if ok {
-            sources.push(SourceConfig {
-                component: c,
-                channels: chans,
-                selector,
-                interceptors,
-            });
-        }
+        sources.push(SourceConfig {
+            component: c,
+            channels: chans,
+            selector,
+            interceptors,
+        });
     }
 
     let mut sinks = Vec::new();

@@ -173,6 +173,11 @@ impl Agent {
             let mut interceptors: Vec<Box<dyn Interceptor>> = Vec::new();
             let mut parts_ok = true;
             for i in &s.interceptors {
+                if i.type_name.is_empty() {
+                    // Reported with the configuration's structure.
+                    parts_ok = false;
+                    continue;
+                }
                 let built =
                     resolve_or_report(ComponentType::Interceptor, &i.type_name, &i.props, "type")
                         .and_then(|t| millrace_interceptors::build(t, &i.props));
