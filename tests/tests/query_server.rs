@@ -992,3 +992,96 @@ fn a_configuration_error_stops_the_server_before_it_serves() {
     );
     assert!(err.contains("bad.conf:9"), "{err}");
 }
+
+/// A batch of `n` events for the crash test, each tagged with its batch number.
+fn tagged_batch(batch: u64, n: u64) -> Vec<u8> {
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "headers": {"batch": batch.to_string(), "host": "crash-test"},
+                "body": format!("INFO batch {batch} event {i}"),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&events).unwrap()
+}
+
+#[test]
+fn killed_while_storing_it_keeps_every_acknowledged_batch_once() {
+    const PER_BATCH: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let args = ["--store", store.to_str().unwrap()];
+    // Batches the server answered 200 to, and the one in flight at each kill.
+    let mut acked: Vec<u64> = Vec::new();
+    let mut in_flight: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for round in 0..3 {
+        let mut server = QueryServer::start(dir.path(), &args);
+        let port = server.port;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let first = next;
+        let writer = std::thread::spawn(move || {
+            let mut k = first;
+            loop {
+                match http_post(port, "/api/v1/events", &tagged_batch(k, PER_BATCH)) {
+                    Some((200, _)) => tx.send(Ok(k)).unwrap(),
+                    other => {
+                        // Refused or cut off by the kill: stored whole or not at all.
+                        let _ = tx.send(Err((k, other)));
+                        return;
+                    }
+                }
+                k += 1;
+            }
+        });
+        // Kill after a few more batches each round, while the writer is mid-batch.
+        let want = 5 + 7 * round;
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut got = 0;
+        while got < want {
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(k)) => {
+                    acked.push(k);
+                    got += 1;
+                }
+                Ok(Err((k, answer))) => panic!("batch {k} refused: {answer:?}"),
+                Err(e) => panic!("round {round}: {got} batches stored, then {e}"),
+            }
+        }
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        for r in rx.iter() {
+            match r {
+                Ok(k) => acked.push(k),
+                Err((k, _)) => {
+                    in_flight.push(k);
+                    next = k + 1;
+                }
+            }
+        }
+        writer.join().unwrap();
+    }
+
+    let server = QueryServer::start(dir.path(), &args);
+    let port = server.port;
+    let count = |k: u64| -> u64 {
+        let (ids, _) = all_pages(port, &format!("header=batch:{k}&limit=1000"));
+        ids.len() as u64
+    };
+    for &k in &acked {
+        assert_eq!(count(k), PER_BATCH, "acknowledged batch {k}");
+    }
+    let mut total = acked.len() as u64 * PER_BATCH;
+    for &k in &in_flight {
+        let n = count(k);
+        assert!(n == 0 || n == PER_BATCH, "batch {k} in flight: {n} events");
+        total += n;
+    }
+    assert_eq!(events_stored(port), total);
+    // The reopened store takes new events.
+    let (status, _) = http_post(port, "/api/v1/events", &tagged_batch(next, 1)).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(events_stored(port), total + 1);
+}
