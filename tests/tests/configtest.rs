@@ -174,10 +174,12 @@ fn an_interceptor_with_no_type_hides_no_other_problem() {
         "interceptors.conf",
         "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
          a1.sources.r1.type = seq\na1.sources.r1.totalEvents = many\n\
-         a1.sources.r1.channels = c1\na1.sources.r1.interceptors = i1 i2\n\
+         a1.sources.r1.channels = c1\na1.sources.r1.interceptors = i1 i2 i3\n\
          a1.sources.r1.interceptors.i1.preserveExisting = true\n\
          a1.sources.r1.interceptors.i2.type = host\n\
          a1.sources.r1.interceptors.i2.useIP = maybe\n\
+         a1.sources.r1.interceptors.i3.type = timestamp\n\
+         a1.sources.r1.interceptors.i3.header = ts\n\
          a1.channels.c1.type = memory\na1.sinks.k1.type = logger\na1.sinks.k1.channel = c1\n",
     );
     let f = conf.display().to_string();
@@ -187,6 +189,8 @@ fn an_interceptor_with_no_type_hides_no_other_problem() {
             format!("{f}:5: error: `a1.sources.r1.totalEvents` = `many`"),
             format!("{f}:7: error: interceptor `i1` of source `r1` has no `type`"),
             format!("{f}:10: error: `a1.sources.r1.interceptors.i2.useIP` = `maybe`"),
+            // An interceptor's unknown key is named, with Flume's name for it.
+            format!("{f}:12: warning: unknown property `a1.sources.r1.interceptors.i3.header` is ignored; did you mean `a1.sources.r1.interceptors.i3.headerName`?"),
         ],
     );
 }

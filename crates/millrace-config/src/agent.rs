@@ -398,7 +398,8 @@ pub fn agent_config(
                     ),
                 ));
                 // Kept with no type, as a source with no channels is: the node skips
-                // it, and still checks the source.
+                // it, and still checks the source. Its keys are not also unknown ones.
+                ip.with_prefix("");
             }
             interceptors.push(InterceptorConfig {
                 name: i.clone(),
@@ -407,14 +408,20 @@ pub fn agent_config(
                 props: ip,
             });
         }
-        // Keys of interceptors that are not listed are ignored, as Flume ignores them.
+        // Keys of interceptors that are not listed are ignored, as Flume ignores them;
+        // only theirs are marked as read, so that a listed interceptor's unknown keys
+        // are still reported by the node.
         let mut unlisted: Vec<String> = Vec::new();
-        for (k, v) in p.with_prefix("interceptors.") {
+        for (k, _) in p.sub("interceptors.").snapshot() {
             let iname = k.split('.').next().unwrap_or_default().to_string();
             if !listed.contains(&iname) && !unlisted.contains(&iname) {
+                let line = p
+                    .with_prefix(&format!("interceptors.{iname}."))
+                    .first()
+                    .map_or(p.line_of("interceptors"), |(_, v)| v.line);
                 diags.push(Diagnostic::warning(
                     p.file(),
-                    v.line,
+                    line,
                     format!(
                         "interceptor `{iname}` is configured but not listed in `{}`, so it is ignored; add it to that list to use it",
                         p.full_key("interceptors")

@@ -4,7 +4,7 @@ use millrace_core::counters::now_millis;
 use millrace_core::{Event, Interceptor, Props};
 
 pub struct TimestampInterceptor {
-    /// `header` (default `timestamp`).
+    /// `headerName` (default `timestamp`), Flume's name for it.
     header: String,
     /// `preserveExisting` (default false): keep a header that is already set.
     preserve: bool,
@@ -12,7 +12,7 @@ pub struct TimestampInterceptor {
 
 impl TimestampInterceptor {
     pub fn from_props(p: &Props) -> Option<Self> {
-        let header = p.string("header", "timestamp");
+        let header = p.string("headerName", "timestamp");
         let preserve = p.bool("preserveExisting", false);
         (!p.has_errors()).then_some(TimestampInterceptor { header, preserve })
     }
@@ -41,7 +41,7 @@ mod tests {
         let out = i.intercept(vec![Event::from_body("a").with_header("timestamp", "1")]);
         let ts: u64 = out[0].header("timestamp").unwrap().parse().unwrap();
         assert!(ts >= before, "overwritten by default");
-        let p = Props::from_pairs(&[("preserveExisting", "true"), ("header", "ts")]);
+        let p = Props::from_pairs(&[("preserveExisting", "true"), ("headerName", "ts")]);
         let i = TimestampInterceptor::from_props(&p).unwrap();
         let out = i.intercept(vec![
             Event::from_body("a").with_header("ts", "1"),

@@ -178,9 +178,13 @@ impl Agent {
                     parts_ok = false;
                     continue;
                 }
-                let built =
-                    resolve_or_report(ComponentType::Interceptor, &i.type_name, &i.props, "type")
-                        .and_then(|t| millrace_interceptors::build(t, &i.props));
+                let ty =
+                    resolve_or_report(ComponentType::Interceptor, &i.type_name, &i.props, "type");
+                if ty.is_none() {
+                    // An unknown type is the one mistake: its keys are not also unknown.
+                    i.props.with_prefix("");
+                }
+                let built = ty.and_then(|t| millrace_interceptors::build(t, &i.props));
                 match built {
                     Some(b) => interceptors.push(b),
                     None => parts_ok = false,
