@@ -74,20 +74,22 @@ fn syslog_tcp_parses_both_formats_and_keeps_garbage() {
     };
     let l = find("'su root' failed");
     assert!(
-        l.starts_with("{Facility=4, Severity=2, client=127.0.0.1, host=mymachine, timestamp="),
+        l.starts_with(
+            "{Facility=4, Severity=2, client=127.0.0.1, host=mymachine, priority=34, timestamp="
+        ),
         "{l}"
     );
     assert!(l.ends_with("} su: 'su root' failed"), "{l}");
     let l = find("payment failed");
-    assert_eq!(l, "{Facility=20, Severity=5, client=127.0.0.1, host=web-1, timestamp=1795578480123} app 42 ID47 - payment failed");
+    assert_eq!(l, "{Facility=20, Severity=5, client=127.0.0.1, host=web-1, priority=165, timestamp=1795578480123, version=1} app 42 ID47 - payment failed");
     let l = find("not syslog");
     assert_eq!(
         l,
-        "{client=127.0.0.1, flume.syslog.status=Invalid} this is not syslog"
+        "{Facility=0, Severity=0, client=127.0.0.1, flume.syslog.status=Invalid} this is not syslog"
     );
     let l = find("backup done");
     assert!(
-        l.contains("host=db-2") && l.contains(&format!("port={p2}")),
+        l.contains("host=db-2") && l.contains(&format!("port={p2}")) && l.contains("Priority=13"),
         "{l}"
     );
     let mm = metrics(mon).unwrap();
@@ -125,18 +127,30 @@ fn syslog_udp_and_netcat_udp_take_datagrams() {
             ("127.0.0.1", p1),
         )
         .unwrap();
+    // Longer than eventSize (2500): cut there, marked and counted.
+    let long = format!("<14>{}", "x".repeat(2996));
+    client.send_to(long.as_bytes(), ("127.0.0.1", p1)).unwrap();
     for i in 0..50 {
         client
             .send_to(format!("datagram {i}\n").as_bytes(), ("127.0.0.1", p2))
             .unwrap();
     }
     let out = dir.path().join("out");
-    // UDP may drop under load; on loopback with 51 small datagrams it does not.
-    wait_for(Duration::from_secs(30), "51 datagrams", || {
-        read_lines(&out).len() == 51
+    // UDP may drop under load; on loopback with 52 small datagrams it does not.
+    wait_for(Duration::from_secs(30), "52 datagrams", || {
+        read_lines(&out).len() == 52
     });
     let lines = read_lines(&out);
-    assert!(lines.contains(&"{Facility=1, Severity=6, host=api-3, timestamp=1795578480000} svc - - - hello over udp".to_string()), "{lines:?}");
+    assert!(lines.contains(&"{Facility=1, Severity=6, host=api-3, priority=14, timestamp=1795578480000, version=1} svc - - - hello over udp".to_string()), "{lines:?}");
+    let cut = format!(
+        "{{Facility=1, Severity=6, flume.syslog.status=Incomplete}} {}",
+        "x".repeat(2496)
+    );
+    assert!(lines.contains(&cut), "{lines:?}");
+    assert_eq!(
+        counter(&metrics(mon).unwrap(), "SOURCE.u1", "EventReadFail"),
+        1
+    );
     assert!(
         lines.contains(&format!("{{from={me}}} datagram 7")),
         "{lines:?}"

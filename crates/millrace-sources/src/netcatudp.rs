@@ -53,7 +53,7 @@ impl Source for NetcatUdpSource {
         })?;
         tracing::info!(source = %ctx.name, %addr, "netcat UDP source listening");
         let header = self.cfg.remote_address_header.clone();
-        crate::syslog::udp_loop(sock, ctx, 65_536, |msg, peer| {
+        crate::syslog::udp_loop(sock, ctx, 65_536, |msg, _cut, peer| {
             let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
             let msg = msg.strip_suffix(b"\r").unwrap_or(msg);
             let mut e = Event::from_body(Bytes::copy_from_slice(msg));

@@ -38,6 +38,8 @@ pub struct SyslogConfig {
     pub port_header: Option<String>,
     /// `batchSize` (multiport_syslogtcp, default 100): most events per put.
     pub batch_size: usize,
+    /// Which source this is: its headers follow that Flume source's parser.
+    pub kind: Kind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +122,15 @@ impl SyslogConfig {
             client_hostname_header,
             port_header,
             batch_size,
+            kind,
         })
+    }
+
+    fn dialect(&self) -> parse::Dialect {
+        match self.kind {
+            Kind::MultiportTcp => parse::Dialect::Multiport,
+            Kind::Tcp | Kind::Udp => parse::Dialect::SyslogUtils,
+        }
     }
 }
 
@@ -186,7 +196,8 @@ fn finish(
     port: u16,
     incomplete: bool,
 ) -> Event {
-    if incomplete {
+    // A line that is not syslog stays `Invalid` even when cut, as in Flume.
+    if incomplete && !e.headers.contains_key("flume.syslog.status") {
         e.headers
             .insert("flume.syslog.status".into(), "Incomplete".into());
     }
@@ -271,7 +282,7 @@ async fn serve_tcp(mut sock: TcpStream, port: u16, ctx: SourceContext, cfg: Sysl
                 continue;
             }
             let e = finish(
-                parse::to_event(&msg, cfg.keep),
+                parse::to_event(&msg, cfg.keep, cfg.dialect()),
                 &cfg,
                 Some((&ip, &name)),
                 port,
@@ -286,7 +297,7 @@ async fn serve_tcp(mut sock: TcpStream, port: u16, ctx: SourceContext, cfg: Sysl
             // The connection closed on a message without newline: it is complete.
             let msg = buf.split().freeze();
             batch.push(finish(
-                parse::to_event(&msg, cfg.keep),
+                parse::to_event(&msg, cfg.keep, cfg.dialect()),
                 &cfg,
                 Some((&ip, &name)),
                 port,
@@ -359,12 +370,12 @@ impl SyslogUdpSource {
 }
 
 /// Receives datagrams and puts them in batches of what arrived together, each turned
-/// into an event by `make`.
+/// into an event by `make`, given its first `max_len` bytes and whether it had more.
 pub(crate) async fn udp_loop(
     sock: UdpSocket,
     ctx: &SourceContext,
     max_len: usize,
-    mut make: impl FnMut(&[u8], SocketAddr) -> Event,
+    mut make: impl FnMut(&[u8], bool, SocketAddr) -> Event,
 ) -> Result<(), SourceError> {
     let max_batch = ctx.processor.max_batch().clamp(1, 1000);
     let mut buf = vec![0u8; 65_536];
@@ -373,10 +384,10 @@ pub(crate) async fn udp_loop(
             _ = ctx.shutdown.cancelled() => return Ok(()),
             r = sock.recv_from(&mut buf) => r?,
         };
-        let mut batch = vec![make(&buf[..n.min(max_len)], peer)];
+        let mut batch = vec![make(&buf[..n.min(max_len)], n > max_len, peer)];
         while batch.len() < max_batch {
             match sock.try_recv_from(&mut buf) {
-                Ok((n, peer)) => batch.push(make(&buf[..n.min(max_len)], peer)),
+                Ok((n, peer)) => batch.push(make(&buf[..n.min(max_len)], n > max_len, peer)),
                 Err(_) => break,
             }
         }
@@ -405,7 +416,7 @@ impl Source for SyslogUdpSource {
         let port = cfg.ports.first().copied().unwrap_or(0);
         let mut names: std::collections::HashMap<IpAddr, String> = Default::default();
         let counters = ctx.counters.clone();
-        udp_loop(sock, ctx, cfg.event_size, |msg, peer| {
+        udp_loop(sock, ctx, cfg.event_size, |msg, cut, peer| {
             let mut msg = msg;
             while let Some(m) = msg.strip_suffix(b"\n").or_else(|| msg.strip_suffix(b"\r")) {
                 msg = m;
@@ -420,11 +431,11 @@ impl Source for SyslogUdpSource {
                 String::new()
             };
             let e = finish(
-                parse::to_event(msg, cfg.keep),
+                parse::to_event(msg, cfg.keep, cfg.dialect()),
                 &cfg,
                 Some((&ip, &name)),
                 port,
-                false,
+                cut,
             );
             if e.header("flume.syslog.status").is_some() {
                 inc(&counters.event_read_fail);

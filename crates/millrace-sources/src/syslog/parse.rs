@@ -1,12 +1,16 @@
 //! Syslog messages (RFC 3164 and RFC 5424) into Flume's event form.
 //!
-//! Headers, as Flume's SyslogUtils sets them: `Facility` and `Severity` (numbers from
-//! the priority), `timestamp` (epoch milliseconds, when the message has one that
-//! parses), `host` (the hostname field). By default (`keepFields = none`) the body is
-//! the message without priority, version, timestamp and hostname; `keepFields = all`
-//! (or `true`) keeps the whole line, and a list such as `timestamp hostname` keeps those
-//! parts. A line that does not start with `<PRI>` is kept whole with
-//! `flume.syslog.status = Invalid`.
+//! Headers, as Flume sets them: `Facility` and `Severity` (numbers from the
+//! priority), the priority as sent and the RFC 5424 version (`priority` and `version`
+//! for syslogtcp and syslogudp, as SyslogUtils names them, only when the line has a
+//! header it recognises; `Priority` and `Version` for multiport_syslogtcp, as its
+//! SyslogParser names them), `timestamp` (epoch milliseconds, when the message has one
+//! that parses), `host` (the hostname field). By default (`keepFields = none`) the
+//! body is the message without priority, version, timestamp and hostname;
+//! `keepFields = all` (or `true`) keeps the whole line, and a list such as
+//! `timestamp hostname` keeps those parts. A line that does not start with `<PRI>` is
+//! kept whole with `flume.syslog.status = Invalid` (and, from syslogtcp and
+//! syslogudp, `Facility` and `Severity` 0, as SyslogUtils gives).
 
 use bytes::Bytes;
 use millrace_core::{Event, Headers};
@@ -136,10 +140,23 @@ pub fn rfc3164_millis(t: &str) -> Option<i64> {
     }
 }
 
+/// Which of Flume's two syslog parsers a source follows for its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// syslogtcp and syslogudp (Flume's SyslogUtils).
+    SyslogUtils,
+    /// multiport_syslogtcp (Flume's SyslogParser).
+    Multiport,
+}
+
 /// One syslog message (without its framing) as an event.
-pub fn to_event(msg: &[u8], keep: KeepFields) -> Event {
+pub fn to_event(msg: &[u8], keep: KeepFields, dialect: Dialect) -> Event {
     let invalid = || {
         let mut h = Headers::new();
+        if dialect == Dialect::SyslogUtils {
+            h.insert("Facility".into(), "0".into());
+            h.insert("Severity".into(), "0".into());
+        }
         h.insert("flume.syslog.status".into(), "Invalid".into());
         Event::new(h, Bytes::copy_from_slice(msg))
     };
@@ -157,6 +174,13 @@ pub fn to_event(msg: &[u8], keep: KeepFields) -> Event {
     let mut headers = Headers::new();
     headers.insert("Facility".into(), (pri / 8).to_string());
     headers.insert("Severity".into(), (pri % 8).to_string());
+    let sent_pri = &rest[..close];
+    if dialect == Dialect::Multiport {
+        headers.insert("Priority".into(), sent_pri.to_string());
+        if after_pri.starts_with("1 ") {
+            headers.insert("Version".into(), "1".into());
+        }
+    }
     let mut body = String::new();
     if keep.priority {
         body.push_str(&text[..close + 2]);
@@ -166,6 +190,10 @@ pub fn to_event(msg: &[u8], keep: KeepFields) -> Event {
         .split_once(' ')
         .filter(|(v, _)| num(v).is_some_and(|v| v >= 1));
     if let Some((version, rest)) = v5424 {
+        if dialect == Dialect::SyslogUtils {
+            headers.insert("priority".into(), sent_pri.to_string());
+            headers.insert("version".into(), version.to_string());
+        }
         let mut f = rest.splitn(2, ' ');
         let ts = f.next().unwrap_or("");
         let after_ts = f.next().unwrap_or("");
@@ -190,6 +218,9 @@ pub fn to_event(msg: &[u8], keep: KeepFields) -> Event {
         }
         body.push_str(msg);
     } else if after_pri.len() >= 16 && rfc3164_millis(&after_pri[..15]).is_some() {
+        if dialect == Dialect::SyslogUtils {
+            headers.insert("priority".into(), sent_pri.to_string());
+        }
         let ts = &after_pri[..15];
         let after_ts = after_pri[15..].trim_start_matches(' ');
         let (host, msg) = after_ts.split_once(' ').unwrap_or((after_ts, ""));
@@ -226,12 +257,36 @@ mod tests {
         let e = to_event(
             b"<165>1 2026-11-25T03:48:00.123Z web-1 app 42 ID47 - payment failed",
             KeepFields::default(),
+            Dialect::SyslogUtils,
         );
         assert_eq!(e.header("Facility"), Some("20"));
         assert_eq!(e.header("Severity"), Some("5"));
         assert_eq!(e.header("host"), Some("web-1"));
         assert_eq!(e.header("timestamp"), Some("1795578480123"));
+        assert_eq!(e.header("priority"), Some("165"));
+        assert_eq!(e.header("version"), Some("1"));
         assert_eq!(body(&e), "app 42 ID47 - payment failed");
+    }
+
+    #[test]
+    fn multiport_names_priority_and_version_as_its_parser_does() {
+        let e = to_event(
+            b"<165>1 2026-11-25T03:48:00.123Z web-1 app - - - ok",
+            KeepFields::default(),
+            Dialect::Multiport,
+        );
+        assert_eq!(e.header("Priority"), Some("165"));
+        assert_eq!(e.header("Version"), Some("1"));
+        assert_eq!(e.header("priority"), None);
+        let e = to_event(
+            b"<34>Oct 11 22:14:15 mymachine su: failed",
+            KeepFields::default(),
+            Dialect::Multiport,
+        );
+        assert_eq!(e.header("Priority"), Some("34"));
+        assert_eq!(e.header("Version"), None);
+        let e = to_event(b"not syslog", KeepFields::default(), Dialect::Multiport);
+        assert_eq!(e.header("Facility"), None);
     }
 
     #[test]
@@ -249,20 +304,31 @@ mod tests {
         let e = to_event(
             b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
             KeepFields::default(),
+            Dialect::SyslogUtils,
         );
         assert_eq!(e.header("Facility"), Some("4"));
         assert_eq!(e.header("Severity"), Some("2"));
         assert_eq!(e.header("host"), Some("mymachine"));
         assert!(e.header("timestamp").is_some());
+        assert_eq!(e.header("priority"), Some("34"));
+        assert_eq!(e.header("version"), None);
         assert_eq!(body(&e), "su: 'su root' failed");
     }
 
     #[test]
     fn keep_fields_all_keeps_the_line() {
         let line = "<34>Oct 11 22:14:15 mymachine su: failed";
-        let e = to_event(line.as_bytes(), KeepFields::parse("all").unwrap());
+        let e = to_event(
+            line.as_bytes(),
+            KeepFields::parse("all").unwrap(),
+            Dialect::SyslogUtils,
+        );
         assert_eq!(body(&e), line);
-        let e = to_event(line.as_bytes(), KeepFields::parse("hostname").unwrap());
+        let e = to_event(
+            line.as_bytes(),
+            KeepFields::parse("hostname").unwrap(),
+            Dialect::SyslogUtils,
+        );
         assert_eq!(body(&e), "mymachine su: failed");
         assert!(KeepFields::parse("bogus").is_none());
     }
@@ -270,8 +336,11 @@ mod tests {
     #[test]
     fn garbage_is_kept_whole_and_marked_invalid() {
         for g in [&b"no priority here"[..], b"<999>bad", b"<>x", b"<12", b""] {
-            let e = to_event(g, KeepFields::default());
+            let e = to_event(g, KeepFields::default(), Dialect::SyslogUtils);
             assert_eq!(e.header("flume.syslog.status"), Some("Invalid"), "{:?}", g);
+            assert_eq!(e.header("Facility"), Some("0"));
+            assert_eq!(e.header("Severity"), Some("0"));
+            assert_eq!(e.header("priority"), None);
             assert_eq!(e.body.as_ref(), g);
         }
     }
