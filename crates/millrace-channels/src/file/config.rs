@@ -35,7 +35,8 @@ pub struct FileChannelConfig {
     /// `checkpointOnClose` (default true): write a checkpoint when the agent stops.
     pub checkpoint_on_close: bool,
     /// `skipCorruptRecords` (millrace, default false): on replay, skip the rest of a
-    /// log file after a corrupt record instead of refusing to start.
+    /// log file after a corrupt record, and start without the events of a missing
+    /// log file, instead of refusing to start.
     pub skip_corrupt_records: bool,
 }
 

@@ -14,8 +14,8 @@
 //!   is gone; disk use follows the backlog.
 //! - Restart replays from the last checkpoint and the log after it. A record torn by
 //!   a crash at the end of the last file is cut off with a warning; corruption
-//!   anywhere else stops the channel with the file and offset, unless
-//!   `skipCorruptRecords` is set.
+//!   anywhere else stops the channel with the file and offset, and so does a missing
+//!   log file that held pending events, unless `skipCorruptRecords` is set.
 //! - A lock file in every directory keeps a second agent out.
 
 mod checkpoint;
@@ -116,6 +116,9 @@ pub struct ReplayReport {
     pub from_checkpoint: bool,
     pub torn_records: u64,
     pub skipped_corrupt: u64,
+    /// Events lost with log files that were missing, when `skipCorruptRecords`
+    /// let the channel start without them.
+    pub lost_to_missing_files: u64,
 }
 
 impl FileChannel {

@@ -75,6 +75,10 @@ pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, St
     let mut events: BTreeMap<u64, Slot> = BTreeMap::new();
     let mut max_id: Option<u64> = None;
     let mut buf = Vec::new();
+    let mut seen = Seen::default();
+    // Only a gap in the numbering can hide a file; without one, the take ranges
+    // before the checkpoint are not needed.
+    let gaps = files.windows(2).any(|w| w[1] > w[0] + 1);
     for (i, &file_no) in files.iter().enumerate() {
         let last = i + 1 == files.len();
         let path = log_path(&cfg.data_dirs, file_no);
@@ -104,6 +108,7 @@ pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, St
                             first_id,
                             events: evs,
                         } => {
+                            seen.put(file_no, first_id, evs.len() as u64);
                             for (k, event) in evs.into_iter().enumerate() {
                                 let id = first_id + k as u64;
                                 max_id = Some(max_id.map_or(id, |m| m.max(id)));
@@ -111,6 +116,9 @@ pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, St
                                     (Some(c), true) => pending_in(&c.pending, id),
                                     _ => true,
                                 };
+                                if keep && before {
+                                    seen.found(id);
+                                }
                                 if keep {
                                     events.insert(
                                         id,
@@ -124,6 +132,9 @@ pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, St
                             }
                         }
                         Record::Take { ranges } => {
+                            if !before || gaps {
+                                seen.taken(&ranges);
+                            }
                             if !before {
                                 for (first, len) in ranges {
                                     for id in first..first + len as u64 {
@@ -167,6 +178,20 @@ pub(super) fn replay(cfg: &FileChannelConfig, name: &str) -> Result<Replayed, St
                 }
             }
         }
+    }
+    let lost = seen.lost(ckpt.as_ref(), &files);
+    if lost.events > 0 {
+        let message = lost.message(&cfg.data_dirs);
+        if !cfg.skip_corrupt_records {
+            return Err(format!(
+                "{message}. Restore the file, or set skipCorruptRecords = true to start without those events"
+            ));
+        }
+        tracing::error!(
+            channel = name,
+            "{message}; starting without those events as skipCorruptRecords asks"
+        );
+        report.lost_to_missing_files = lost.events;
     }
     let next_id = max_id
         .map(|m| m + 1)
@@ -220,4 +245,186 @@ fn truncate(path: &Path, len: u64) -> Result<(), String> {
     f.set_len(len)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))
+}
+
+/// Sorted, disjoint, non-adjacent half-open id intervals.
+type Ids = Vec<(u64, u64)>;
+
+fn normalized(mut v: Ids) -> Ids {
+    v.sort_unstable();
+    let mut out: Ids = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some((_, last)) if s <= *last => *last = (*last).max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+fn minus(a: &[(u64, u64)], b: &[(u64, u64)]) -> Ids {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for &(mut s, e) in a {
+        while j < b.len() && b[j].1 <= s {
+            j += 1;
+        }
+        let mut k = j;
+        while s < e && k < b.len() && b[k].0 < e {
+            if b[k].0 > s {
+                out.push((s, b[k].0));
+            }
+            s = s.max(b[k].1);
+            k += 1;
+        }
+        if s < e {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+fn count(v: &[(u64, u64)]) -> u64 {
+    v.iter().map(|(s, e)| e - s).sum()
+}
+
+/// What replay read, to tell a log file that is missing from one deleted because
+/// everything in it was taken. Files are deleted oldest first, so a deleted file
+/// never leaves a gap below a file that still exists.
+#[derive(Default)]
+struct Seen {
+    /// Per log file, the ids its PUT records hold (first, end).
+    spans: BTreeMap<u64, (u64, u64)>,
+    /// Ids the checkpoint lists as pending that were read before its position.
+    found: Ids,
+    taken: Ids,
+}
+
+/// Events that were in log files no longer there.
+struct Lost {
+    events: u64,
+    /// Absent file numbers the events were in.
+    files: Vec<u64>,
+    /// The events lie below every file present, so older absent files may hold
+    /// some as well.
+    older: bool,
+    /// Of `events`, those the checkpoint lists as pending; the others are ids put
+    /// after it that no remaining record takes (they may have been taken by a record
+    /// in the missing file).
+    pending: u64,
+}
+
+impl Seen {
+    fn put(&mut self, file: u64, first: u64, n: u64) {
+        let span = self.spans.entry(file).or_insert((first, first + n));
+        span.0 = span.0.min(first);
+        span.1 = span.1.max(first + n);
+    }
+
+    fn found(&mut self, id: u64) {
+        match self.found.last_mut() {
+            Some((_, end)) if *end == id => *end += 1,
+            _ => self.found.push((id, id + 1)),
+        }
+    }
+
+    fn taken(&mut self, ranges: &[(u64, u32)]) {
+        self.taken
+            .extend(ranges.iter().map(|&(f, n)| (f, f + n as u64)));
+    }
+
+    fn lost(self, ckpt: Option<&Checkpoint>, files: &[u64]) -> Lost {
+        let taken = normalized(self.taken);
+        let mut lost = Lost {
+            events: 0,
+            files: Vec::new(),
+            older: false,
+            pending: 0,
+        };
+        let present = |f: u64| files.binary_search(&f).is_ok();
+        let newest = files
+            .last()
+            .copied()
+            .max(ckpt.map(|c| c.log_file))
+            .unwrap_or(0);
+        // Events pending at the checkpoint were put before it and are in its file or
+        // older ones. When every present file is newer, all of those were deleted,
+        // which the channel does once their events are taken, possibly by records in
+        // the deleted files themselves: nothing to check against.
+        if let Some(c) = ckpt.filter(|c| files.first().is_none_or(|&f| f <= c.log_file)) {
+            let pending = normalized(c.pending.iter().map(|&(f, n)| (f, f + n as u64)).collect());
+            let missing = minus(&minus(&pending, &normalized(self.found)), &taken);
+            lost.pending = count(&missing);
+            lost.events = lost.pending;
+            for &(s, _) in &missing {
+                let prev = self.spans.iter().rev().find(|(_, span)| span.0 <= s);
+                let next = self.spans.iter().find(|(_, span)| span.0 > s);
+                let lo = prev.map_or(0, |(f, _)| f + 1);
+                let hi = next.map_or(newest + 1, |(f, _)| *f);
+                let absent: Vec<u64> = (lo..hi).filter(|&f| !present(f)).collect();
+                match (prev, absent.last()) {
+                    (None, Some(&f)) => {
+                        lost.older |= f > 0;
+                        lost.files.push(f);
+                    }
+                    _ => lost.files.extend(absent),
+                }
+            }
+        }
+        // Ids put after the checkpoint: those between the files on either side of a
+        // gap that no remaining record takes.
+        let floor = ckpt.map_or(0, |c| c.next_id);
+        for w in files.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if b == a + 1 {
+                continue;
+            }
+            let below = self.spans.range(..=a).map(|(_, s)| s.1).max();
+            let above = self.spans.range(b..).next().map(|(_, s)| s.0);
+            if let (Some(lo), Some(hi)) = (below, above) {
+                let hole = [(lo.max(floor), hi)];
+                if hole[0].0 < hole[0].1 {
+                    let n = count(&minus(&hole, &taken));
+                    if n > 0 {
+                        lost.events += n;
+                        lost.files.extend(a + 1..b);
+                    }
+                }
+            }
+        }
+        lost.files.sort_unstable();
+        lost.files.dedup();
+        lost
+    }
+}
+
+impl Lost {
+    fn message(&self, dirs: &[std::path::PathBuf]) -> String {
+        let unsure = self.events - self.pending;
+        let what = match (self.pending, unsure) {
+            (p, 0) => format!("{p} events the checkpoint lists as pending"),
+            (0, u) => format!("up to {u} events that no remaining record takes"),
+            (p, u) => format!(
+                "{p} events the checkpoint lists as pending and up to {u} more that no remaining record takes"
+            ),
+        };
+        let names: Vec<String> = self
+            .files
+            .iter()
+            .map(|&f| log_path(dirs, f).display().to_string())
+            .collect();
+        let older = if self.older {
+            " (and maybe older log files)"
+        } else {
+            ""
+        };
+        match names.len() {
+            0 => format!("{what} are in no log file: a log file was removed or cut short"),
+            1 => format!("log file {}{older} is missing, with {what}", names[0]),
+            _ => format!(
+                "log files {}{older} are missing, with {what}",
+                names.join(", ")
+            ),
+        }
+    }
 }

@@ -321,3 +321,163 @@ async fn concurrent_puts_share_syncs_and_keep_every_event() {
     assert_eq!(r.pending, 16_000);
     ch.close().await;
 }
+
+fn log_numbers(dir: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap().file_name().to_str().unwrap()["log-".len()..]
+                .parse()
+                .ok()
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// 400 events of about 100 bytes in log files of 2000 bytes: about 20 files.
+async fn fill_small_files(c: &FileChannelConfig) -> FileChannel {
+    let (ch, _) = open(c);
+    for b in 0..40 {
+        ch.put(events(b * 10..b * 10 + 10)).await.unwrap();
+    }
+    ch
+}
+
+fn small_files(dir: &Path, extra: &[(&str, &str)]) -> FileChannelConfig {
+    FileChannelConfig {
+        max_file_size: 2000,
+        ..cfg(dir, extra)
+    }
+}
+
+#[tokio::test]
+async fn a_missing_log_file_stops_the_channel_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_files(dir.path(), &[]);
+    let ch = fill_small_files(&c).await;
+    ch.close().await; // checkpoint on close
+    let logs = log_numbers(dir.path());
+    assert!(logs.len() > 5, "{logs:?}");
+    let gone = dir.path().join("data").join(format!("log-{}", logs[2]));
+    let held = record_count(&gone);
+    std::fs::remove_file(&gone).unwrap();
+    let err = FileChannel::new("c1", c.clone())
+        .open_sync()
+        .expect_err("refuses to open")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "log file {} is missing, with {held} events the checkpoint lists as pending",
+            gone.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("skipCorruptRecords = true"), "{err}");
+    let skip = FileChannelConfig {
+        skip_corrupt_records: true,
+        ..c
+    };
+    let (ch, r) = open(&skip);
+    assert!(r.from_checkpoint);
+    assert_eq!(r.lost_to_missing_files, held);
+    assert_eq!(drain(&ch).await.len() as u64, 400 - held);
+    ch.close().await;
+}
+
+#[tokio::test]
+async fn the_oldest_log_file_missing_is_noticed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_files(dir.path(), &[]);
+    let ch = fill_small_files(&c).await;
+    ch.close().await;
+    let gone = dir.path().join("data").join("log-0");
+    let held = record_count(&gone);
+    std::fs::remove_file(&gone).unwrap();
+    let err = FileChannel::new("c1", c.clone())
+        .open_sync()
+        .expect_err("refuses to open")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{} is missing, with {held} events",
+            gone.display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_checkpoint_a_gap_in_the_log_files_stops_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_files(dir.path(), &[("checkpointOnClose", "false")]);
+    let ch = fill_small_files(&c).await;
+    ch.close().await;
+    let logs = log_numbers(dir.path());
+    let gone = dir.path().join("data").join(format!("log-{}", logs[3]));
+    let held = record_count(&gone);
+    std::fs::remove_file(&gone).unwrap();
+    let err = FileChannel::new("c1", c.clone())
+        .open_sync()
+        .expect_err("refuses to open")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "log file {} is missing, with up to {held} events that no remaining record takes",
+            gone.display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn log_files_deleted_because_all_was_taken_are_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_files(dir.path(), &[]);
+    let ch = fill_small_files(&c).await;
+    ch.close().await; // the checkpoint lists all 400 as pending
+                      // Takes after the checkpoint empty the oldest files, which are deleted; then a
+                      // stop without a checkpoint.
+    let no_ckpt = FileChannelConfig {
+        checkpoint_on_close: false,
+        ..c.clone()
+    };
+    let (ch, _) = open(&no_ckpt);
+    let before = log_numbers(dir.path());
+    for _ in 0..10 {
+        ch.take(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+    }
+    ch.put(events(400..500)).await.unwrap();
+    ch.close().await;
+    assert!(log_numbers(dir.path())[0] > before[0], "some were deleted");
+    let (ch, r) = open(&c);
+    assert_eq!(r.pending, 400);
+    ch.close().await;
+    // The checkpoint lists 100..500; then every file of the checkpoint's time emptied and deleted, its own included.
+    let (ch, _) = open(&no_ckpt);
+    assert_eq!(drain(&ch).await, nums(100..500));
+    ch.put(events(0..10)).await.unwrap();
+    ch.close().await;
+    let (ch, _) = open(&c);
+    assert_eq!(drain(&ch).await, nums(0..10));
+    ch.close().await;
+}
+
+fn record_count(log: &Path) -> u64 {
+    let data = std::fs::read(log).unwrap();
+    let mut off = record::MAGIC.len();
+    let mut n = 0;
+    while off < data.len() {
+        let (rec, len) = record::decode(&data[off..]).unwrap();
+        if let record::Record::Put { events, .. } = rec {
+            n += events.len() as u64;
+        }
+        off += len;
+    }
+    n
+}
