@@ -46,7 +46,8 @@ fn events_reach_kafka_with_keys_partitions_topics_and_flume_format() {
         &format!(
             "a1.sinks.k1.kafka.bootstrap.servers = {}\na1.sinks.k1.kafka.topic = logs\n\
              a1.sinks.k1.flumeBatchSize = 1000\na1.sinks.k1.kafka.producer.acks = all\n\
-             a1.sinks.k1.kafka.producer.linger.ms = 5\na1.sinks.k1.partitionIdHeader = p\n",
+             a1.sinks.k1.kafka.producer.linger.ms = 5\na1.sinks.k1.partitionIdHeader = p\n\
+             a1.sinks.k1.kafka.producer.compression.type = zstd\n",
             kafka.bootstrap()
         ),
     );

@@ -1,5 +1,5 @@
 //! The Kafka source through the agent binary, against the real broker: records a
-//! plain producer wrote arrive with Flume's headers, and killing the agent mid-run
+//! plain producer wrote (gzip-compressed) arrive with Flume's headers, and killing the agent mid-run
 //! loses nothing (offsets are committed only after the channel put).
 
 mod common;
@@ -16,7 +16,13 @@ const RECORDS: u64 = 50_000;
 fn records_arrive_with_flume_headers_and_a_kill_loses_none() {
     let kafka = Kafka::start();
     create_topics(&kafka, &[("in", 2)]);
-    let producer: BaseProducer = client(&kafka).set("linger.ms", "5").create().unwrap();
+    // gzip, as Java producers often send: the source reads every codec a Java
+    // consumer reads (the sink's test sends zstd).
+    let producer: BaseProducer = client(&kafka)
+        .set("linger.ms", "5")
+        .set("compression.type", "gzip")
+        .create()
+        .unwrap();
     for n in 0..RECORDS {
         let key = format!("k{}", n % 5);
         let body = n.to_string();
