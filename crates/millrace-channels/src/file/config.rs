@@ -16,7 +16,7 @@ pub struct FileChannelConfig {
     /// `transactionCapacity` (default 10000): most events per put or take.
     pub transaction_capacity: usize,
     /// `maxFileSize` (bytes, default 2146435071): a log file is closed and a new one
-    /// started past this size.
+    /// started past this size; a transaction larger than this gets a file of its own.
     pub max_file_size: u64,
     /// `minimumRequiredSpace` (bytes, default 524288000): puts fail while a data
     /// directory's file system has less free space than this.
@@ -83,7 +83,9 @@ impl FileChannelConfig {
                 ),
             );
         }
-        let max_file_size = p.u64_in("maxFileSize", 2_146_435_071, 1024 * 1024, u64::MAX / 2);
+        // Flume has no lower bound, and none is needed: a record larger than this
+        // gets a log file of its own.
+        let max_file_size = p.u64_in("maxFileSize", 2_146_435_071, 0, u64::MAX / 2);
         let minimum_required_space = p.u64_in("minimumRequiredSpace", 524_288_000, 0, u64::MAX / 2);
         let keep_alive = p.seconds("keep-alive", 3);
         let checkpoint_interval = p

@@ -481,3 +481,42 @@ fn record_count(log: &Path) -> u64 {
     }
     n
 }
+
+#[tokio::test]
+async fn a_flume_max_file_size_below_one_mib_runs_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("checkpoint");
+    let data = dir.path().join("data");
+    // As in Flume's own tests: smaller than one transaction's record.
+    let p = Props::from_pairs(&[
+        ("checkpointDir", ck.to_str().unwrap()),
+        ("dataDirs", data.to_str().unwrap()),
+        ("minimumRequiredSpace", "0"),
+        ("maxFileSize", "150"),
+    ]);
+    let c = FileChannelConfig::from_props(&p).expect("accepted");
+    assert!(p.finish().is_empty(), "{:?}", p.finish());
+    assert_eq!(c.max_file_size, 150);
+    let c = FileChannelConfig {
+        checkpoint_on_close: false,
+        ..c
+    };
+    let (ch, _) = open(&c);
+    for b in 0..10 {
+        ch.put(events(b * 5..b * 5 + 5)).await.unwrap();
+    }
+    ch.close().await;
+    assert!(
+        log_numbers(dir.path()).len() >= 10,
+        "a file per transaction"
+    );
+    let (ch, r) = open(&c);
+    assert_eq!(r.pending, 50);
+    assert_eq!(drain(&ch).await, nums(0..50));
+    assert_eq!(
+        log_numbers(dir.path()).len(),
+        1,
+        "emptied files are deleted"
+    );
+    ch.close().await;
+}
