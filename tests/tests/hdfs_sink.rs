@@ -297,14 +297,16 @@ fn rolling_and_escapes_put_events_in_the_expected_files() {
     // Escapes: 11:54:34 rounds down to 1150, 12:05:00 to 1200.
     let t1 = utc_ms(2012, 6, 12, 11, 54, 34);
     let t2 = utc_ms(2012, 6, 12, 12, 5, 0);
-    let esc: Vec<serde_json::Value> = [("web", t1), ("web", t2), ("db", t1), ("web", t1)]
+    // The last has no `app`: its empty segment is dropped, as Hadoop's Path does.
+    let esc: Vec<serde_json::Value> = [("web", t1), ("web", t2), ("db", t1), ("web", t1), ("", t1)]
         .iter()
         .enumerate()
         .map(|(i, (app, t))| {
-            serde_json::json!({
-                "headers": {"to": "esc", "app": app, "timestamp": t.to_string()},
-                "body": format!("e{i}"),
-            })
+            let mut headers = serde_json::json!({"to": "esc", "timestamp": t.to_string()});
+            if !app.is_empty() {
+                headers["app"] = serde_json::json!(app);
+            }
+            serde_json::json!({"headers": headers, "body": format!("e{i}")})
         })
         .collect();
     post_events(http, esc);
@@ -313,7 +315,7 @@ fn rolling_and_escapes_put_events_in_the_expected_files() {
             && drained(mon, "size") == 200
             && drained(mon, "interval") == 20
             && drained(mon, "idle") == 10
-            && drained(mon, "esc") == 4
+            && drained(mon, "esc") == 5
     });
     assert!(agent.terminate(Duration::from_secs(60)).success());
     assert!(in_use(&url, "/").is_empty(), "{:?}", in_use(&url, "/"));
@@ -340,13 +342,15 @@ fn rolling_and_escapes_put_events_in_the_expected_files() {
     assert_eq!(
         dirs,
         vec![
+            ("/esc/2012-06-12/1150".to_string(), "ev-".to_string()),
             ("/esc/db/2012-06-12/1150".to_string(), "ev-db".to_string()),
             ("/esc/web/2012-06-12/1150".to_string(), "ev-web".to_string()),
             ("/esc/web/2012-06-12/1200".to_string(), "ev-web".to_string()),
         ]
     );
-    assert_eq!(text(hdfs.shell(&["-cat", &esc[1]])), vec!["e0", "e3"]);
-    assert_eq!(text(hdfs.shell(&["-cat", &esc[2]])), vec!["e1"]);
+    assert_eq!(text(hdfs.shell(&["-cat", &esc[0]])), vec!["e4"]);
+    assert_eq!(text(hdfs.shell(&["-cat", &esc[2]])), vec!["e0", "e3"]);
+    assert_eq!(text(hdfs.shell(&["-cat", &esc[3]])), vec!["e1"]);
 }
 
 #[test]

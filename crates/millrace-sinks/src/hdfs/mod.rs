@@ -31,6 +31,22 @@ pub use format::{Codec, FileType, WriteFormat};
 use async_trait::async_trait;
 use bytes::Bytes;
 use escape::Renderer;
+
+/// A rendered directory as Hadoop's `Path` reads it: runs of `/` are one, and a
+/// trailing `/` goes. A header missing from `hdfs.path` (`/logs/%{app}/x`) leaves an
+/// empty segment, which the namenode would refuse as a file name.
+fn hadoop_path(rendered: &str) -> String {
+    let mut out = String::with_capacity(rendered.len());
+    for c in rendered.chars() {
+        if c != '/' || !out.ends_with('/') {
+            out.push(c);
+        }
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    out
+}
 use format::Encoder;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use journal::Journal;
@@ -205,7 +221,6 @@ impl HdfsSink {
         } else if let Some(c) = self.cfg.codec {
             name.push_str(c.extension());
         }
-        let dir = dir.trim_end_matches('/');
         let in_use = format!(
             "{dir}/{}{name}{}",
             self.cfg.in_use_prefix, self.cfg.in_use_suffix
@@ -478,11 +493,7 @@ impl HdfsSink {
         let mut groups: Vec<(String, String, String, Vec<&Event>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for e in batch {
-            let dir = self
-                .path
-                .render(e, &self.cfg.time, now)
-                .map_err(|e| e.0)?
-                .to_string();
+            let dir = hadoop_path(self.path.render(e, &self.cfg.time, now).map_err(|e| e.0)?);
             let prefix = self
                 .prefix
                 .render(e, &self.cfg.time, now)
@@ -667,6 +678,15 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use millrace_core::Props;
+
+    #[test]
+    fn an_empty_segment_is_read_as_hadoop_reads_it() {
+        assert_eq!(hadoop_path("/logs//x"), "/logs/x");
+        assert_eq!(hadoop_path("//logs///x//"), "/logs/x");
+        assert_eq!(hadoop_path("/logs/"), "/logs");
+        assert_eq!(hadoop_path("/"), "/");
+        assert_eq!(hadoop_path("/logs/web-1"), "/logs/web-1");
+    }
 
     /// A namenode that accepts connections and never answers: every call times out,
     /// as one does when the namenode restarts mid-request.
