@@ -16,10 +16,12 @@
 //!   a crash at the end of the last file is cut off with a warning; corruption
 //!   anywhere else stops the channel with the file and offset, and so does a missing
 //!   log file that held pending events, unless `skipCorruptRecords` is set.
-//! - A lock file in every directory keeps a second agent out.
+//! - A lock file in every directory keeps a second agent, or a second channel of
+//!   this one, out.
 
 mod checkpoint;
 mod config;
+mod lock;
 pub mod record;
 mod replay;
 
@@ -79,7 +81,9 @@ struct Inner {
     counters: Arc<ChannelCounters>,
     tx: Mutex<Option<mpsc::Sender<Req>>>,
     open: AtomicBool,
-    locks: Mutex<Vec<File>>,
+    locks: Mutex<Vec<lock::DirLock>>,
+    /// Tells this channel from another of the same name in the lock list.
+    instance: u64,
 }
 
 impl Inner {
@@ -138,6 +142,7 @@ impl FileChannel {
                 tx: Mutex::new(None),
                 open: AtomicBool::new(false),
                 locks: Mutex::new(Vec::new()),
+                instance: lock::instance_id(),
             }),
         }
     }
@@ -154,7 +159,8 @@ impl FileChannel {
         dirs.extend(cfg.data_dirs.iter().cloned());
         let mut locks = Vec::new();
         for d in &dirs {
-            locks.push(lock_dir(d).map_err(|m| inner.failed(m))?);
+            locks
+                .push(lock::lock_dir(d, inner.instance, &inner.name).map_err(|m| inner.failed(m))?);
         }
         let r = replay::replay(cfg, &inner.name).map_err(|m| {
             inner.counters.unhealthy.store(1, Ordering::Relaxed);
@@ -200,37 +206,6 @@ impl FileChannel {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Takes `dir/in_use.lock` exclusively, creating the directory if needed.
-fn lock_dir(dir: &Path) -> Result<File, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("in_use.lock");
-    let mut f = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock(2) on a descriptor this function owns.
-    let rc = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
-    if rc != 0 {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(format!(
-            "{} is in use by another agent (pid {}); give each agent its own checkpointDir and dataDirs",
-            dir.display(),
-            holder.trim()
-        ));
-    }
-    let _ = f.set_len(0);
-    let _ = writeln!(f, "{}", std::process::id());
-    Ok(f)
 }
 
 /// Free bytes for unprivileged users on the file system holding `dir`.

@@ -520,3 +520,96 @@ async fn a_flume_max_file_size_below_one_mib_runs_unchanged() {
     );
     ch.close().await;
 }
+
+#[tokio::test]
+async fn two_channels_of_one_agent_on_one_directory_are_told_apart_from_another_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let ch = FileChannel::new("c1", c.clone());
+    ch.open_sync().unwrap();
+    let ck = dir.path().join("checkpoint");
+    // The same checkpoint directory, spelled differently.
+    let shared_ck = FileChannelConfig {
+        checkpoint_dir: ck.join("."),
+        data_dirs: vec![dir.path().join("data2")],
+        ..c.clone()
+    };
+    let err = FileChannel::new("c2", shared_ck.clone())
+        .open_sync()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{} is already used by channel c1 of this agent; give each file channel its own checkpointDir and dataDirs",
+            ck.join(".").display()
+        )),
+        "{err}"
+    );
+    let shared_data = FileChannelConfig {
+        checkpoint_dir: dir.path().join("checkpoint2"),
+        ..c.clone()
+    };
+    let err = FileChannel::new("c2", shared_data)
+        .open_sync()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("already used by channel c1 of this agent"),
+        "{err}"
+    );
+    ch.close().await;
+    let c2 = FileChannel::new("c2", shared_ck);
+    c2.open_sync().expect("free once c1 closed");
+    c2.close().await;
+}
+
+#[tokio::test]
+async fn a_directory_named_twice_in_one_channel_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannelConfig {
+        data_dirs: vec![dir.path().join("checkpoint")],
+        ..cfg(dir.path(), &[])
+    };
+    let err = FileChannel::new("c1", c)
+        .open_sync()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("is named twice among this channel's checkpointDir"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_locked_by_another_process_names_its_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), &[]);
+    let ck = dir.path().join("checkpoint");
+    std::fs::create_dir_all(&ck).unwrap();
+    // What another agent leaves: its pid in the file, and the lock held.
+    let path = ck.join("in_use.lock");
+    std::fs::write(&path, "4242\n").unwrap();
+    let other = File::open(&path).unwrap();
+    // SAFETY: flock(2) on a descriptor this test owns.
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&other),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    assert_eq!(rc, 0);
+    let err = FileChannel::new("c1", c.clone())
+        .open_sync()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{} is in use by another agent (pid 4242)",
+            ck.display()
+        )),
+        "{err}"
+    );
+    drop(other);
+    let (ch, _) = open(&c);
+    ch.close().await;
+}
