@@ -61,6 +61,21 @@ fn known_client(h: &protocol::HandshakeRequest) -> bool {
             .is_some_and(|p| p.contains("\"AvroSourceProtocol\""))
 }
 
+/// A read error while inflating that the socket did not give (a socket gives kinds
+/// such as ConnectionReset or UnexpectedEof) is the zlib decoder refusing the bytes:
+/// the peer does not deflate, which is the peer's mistake to report, not a disconnect.
+fn undeflatable(e: FrameError, deflate: bool) -> FrameError {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, Other};
+    match e {
+        FrameError::Io(io) if deflate && matches!(io.kind(), InvalidData | InvalidInput | Other) => {
+            FrameError::Malformed(format!(
+                "cannot inflate what the peer sent ({io}); with compression-type = deflate, its sender must deflate too"
+            ))
+        }
+        e => e,
+    }
+}
+
 /// Serves one connection until the peer closes it, it misbehaves, or `shutdown`.
 pub async fn serve_connection<S>(
     stream: S,
@@ -77,7 +92,9 @@ where
     loop {
         let f = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            f = frame::read(&mut r, opts.max_frame_bytes, opts.stall_timeout) => f?,
+            f = frame::read(&mut r, opts.max_frame_bytes, opts.stall_timeout) => {
+                f.map_err(|e| undeflatable(e, opts.deflate))?
+            }
         };
         let Some(f) = f else { return Ok(()) };
         let mut reader = Reader::new(&f.message);

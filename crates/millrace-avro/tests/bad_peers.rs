@@ -124,3 +124,42 @@ async fn bad_peers_lose_their_connection_and_good_clients_are_served() {
         .unwrap();
     assert_eq!(handler.open.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_client_at_a_deflate_server_is_reported_as_a_protocol_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handler = Arc::new(Collect::default());
+    let shutdown = CancellationToken::new();
+    let opts = ServerOptions {
+        deflate: true,
+        ..ServerOptions::default()
+    };
+    let server = tokio::spawn(serve(
+        listener,
+        Arc::new(opts),
+        handler.clone(),
+        None,
+        None,
+        shutdown.clone(),
+    ));
+    // The client's plain frames are not a zlib stream: the server cannot read them,
+    // and says so, as it does for any peer that breaks the protocol.
+    let sent = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut c = Client::connect(&addr, ClientOptions::default()).await?;
+        c.append_batch(&[Event::from_body("x")]).await
+    })
+    .await;
+    assert!(!matches!(sent, Ok(Ok(_))), "a plain client was served");
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handler.malformed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no protocol error reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(handler.events.load(Ordering::SeqCst), 0);
+    shutdown.cancel();
+    server.await.unwrap();
+}
