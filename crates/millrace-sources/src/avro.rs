@@ -155,11 +155,9 @@ impl millrace_avro::Handler for Deliver {
 impl Source for AvroSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
         let addr = format!("{}:{}", self.cfg.bind, self.cfg.port);
-        let listener = TcpListener::bind(&addr).await.map_err(|e| {
-            SourceError::Failed(format!(
-                "cannot listen on {addr}: {e}; free the port or change `port`"
-            ))
-        })?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| crate::cannot_listen(&addr, &e, "bind", "port"))?;
         tracing::info!(source = %ctx.name, %addr, deflate = self.cfg.deflate, tls = self.cfg.tls.is_some(), "avro source listening");
         millrace_avro::serve(
             listener,

@@ -56,7 +56,7 @@ pub mod spooldir;
 pub mod syslog;
 pub mod taildir;
 
-use millrace_core::{Props, Source};
+use millrace_core::{Props, Source, SourceError};
 
 /// Every source type this crate provides, by alias.
 pub const TYPES: &[&str] = &[
@@ -131,5 +131,51 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
         "org.apache.flume.source.kafka.KafkaSource" => kafka::KafkaSourceConfig::from_props(props)
             .map(|c| Box::new(kafka::KafkaSource::new(c)) as _),
         _ => None,
+    }
+}
+
+/// The error of a source that cannot listen on `addr`, with the fix its cause calls
+/// for: `host_key` and `port_key` are the source's own property names.
+pub(crate) fn cannot_listen(
+    addr: &str,
+    e: &std::io::Error,
+    host_key: &str,
+    port_key: &str,
+) -> SourceError {
+    use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, PermissionDenied};
+    let fix = match e.kind() {
+        AddrInUse => format!("free the port or change `{port_key}`"),
+        PermissionDenied => {
+            format!("ports below 1024 need privileges; use a higher `{port_key}`")
+        }
+        AddrNotAvailable => {
+            format!("`{host_key}` must be an address of this machine (or 0.0.0.0 for all of them)")
+        }
+        // A name that does not resolve ("Name or service not known") has no kind of its own.
+        _ => format!(
+            "check `{host_key}` (an address or name of this machine, or 0.0.0.0) and `{port_key}`"
+        ),
+    };
+    SourceError::Failed(format!("cannot listen on {addr}: {e}; {fix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(addr: &str) -> String {
+        let e = std::net::TcpListener::bind(addr).unwrap_err();
+        cannot_listen(addr, &e, "bind", "port").to_string()
+    }
+
+    #[test]
+    fn a_listen_error_names_the_property_to_fix() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        assert!(listen(&addr).ends_with("free the port or change `port`"));
+        // TEST-NET-1: never an address of this machine.
+        assert!(listen("192.0.2.55:0")
+            .ends_with("`bind` must be an address of this machine (or 0.0.0.0 for all of them)"));
+        assert!(listen("no-such-host.invalid:0").contains("check `bind`"));
     }
 }

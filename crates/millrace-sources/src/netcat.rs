@@ -71,11 +71,9 @@ impl NetcatSource {
 impl Source for NetcatSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
         let addr = format!("{}:{}", self.cfg.bind, self.cfg.port);
-        let listener = TcpListener::bind(&addr).await.map_err(|e| {
-            SourceError::Failed(format!(
-                "cannot listen on {addr}: {e}; free the port or change `port`"
-            ))
-        })?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| crate::cannot_listen(&addr, &e, "bind", "port"))?;
         tracing::info!(source = %ctx.name, %addr, "netcat source listening");
         loop {
             tokio::select! {

@@ -46,11 +46,9 @@ impl NetcatUdpSource {
 impl Source for NetcatUdpSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
         let addr = format!("{}:{}", self.cfg.bind, self.cfg.port);
-        let sock = UdpSocket::bind(&addr).await.map_err(|e| {
-            SourceError::Failed(format!(
-                "cannot listen on {addr}: {e}; free the port or change `port`"
-            ))
-        })?;
+        let sock = UdpSocket::bind(&addr)
+            .await
+            .map_err(|e| crate::cannot_listen(&addr, &e, "bind", "port"))?;
         tracing::info!(source = %ctx.name, %addr, "netcat UDP source listening");
         let header = self.cfg.remote_address_header.clone();
         crate::syslog::udp_loop(sock, ctx, 65_536, |msg, _cut, peer| {

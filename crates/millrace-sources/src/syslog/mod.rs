@@ -326,9 +326,12 @@ impl Source for SyslogTcpSource {
         for &port in &self.cfg.ports {
             let addr = format!("{}:{port}", self.cfg.host);
             let l = TcpListener::bind(&addr).await.map_err(|e| {
-                SourceError::Failed(format!(
-                    "cannot listen on {addr}: {e}; free the port or change the configuration"
-                ))
+                let port_key = if self.cfg.kind == Kind::MultiportTcp {
+                    "ports"
+                } else {
+                    "port"
+                };
+                crate::cannot_listen(&addr, &e, "host", port_key)
             })?;
             tracing::info!(source = %ctx.name, %addr, "syslog TCP source listening");
             listeners.push((port, l));
@@ -406,11 +409,9 @@ impl Source for SyslogUdpSource {
             self.cfg.host,
             self.cfg.ports.first().copied().unwrap_or(0)
         );
-        let sock = UdpSocket::bind(&addr).await.map_err(|e| {
-            SourceError::Failed(format!(
-                "cannot listen on {addr}: {e}; free the port or change `port`"
-            ))
-        })?;
+        let sock = UdpSocket::bind(&addr)
+            .await
+            .map_err(|e| crate::cannot_listen(&addr, &e, "host", "port"))?;
         tracing::info!(source = %ctx.name, %addr, "syslog UDP source listening");
         let cfg = self.cfg.clone();
         let port = cfg.ports.first().copied().unwrap_or(0);
