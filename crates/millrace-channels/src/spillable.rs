@@ -177,6 +177,10 @@ impl Channel for SpillableChannel {
         }
         self.refresh();
     }
+
+    fn volatile_len(&self) -> u64 {
+        self.memory.len() as u64
+    }
 }
 
 #[cfg(test)]

@@ -145,4 +145,15 @@ pub trait Channel: Send + Sync + 'static {
     fn is_durable(&self) -> bool {
         false
     }
+
+    /// Of the events it holds, how many a close loses: all of a memory channel's,
+    /// none of a durable one's, those in memory of a channel that keeps only its
+    /// overflow on disk.
+    fn volatile_len(&self) -> u64 {
+        if self.is_durable() {
+            0
+        } else {
+            self.counters().channel_size()
+        }
+    }
 }

@@ -831,12 +831,12 @@ async fn close_channel(name: &str, ch: &Arc<dyn Channel>) {
     ch.close().await;
     ch.counters().lifecycle.stopped();
     let left = ch.counters().channel_size();
-    if left > 0 {
-        if ch.is_durable() {
-            tracing::info!(channel = %name, events = left, "events stay in the channel for the next start");
-        } else {
-            tracing::warn!(channel = %name, events = left, "events left in a memory channel are lost when it closes");
-        }
+    let lost = ch.volatile_len().min(left);
+    if lost > 0 {
+        tracing::warn!(channel = %name, events = lost, "events left in memory are lost when the channel closes");
+    }
+    if left > lost {
+        tracing::info!(channel = %name, events = left - lost, "events stay on disk for the next start");
     }
 }
 

@@ -119,6 +119,11 @@ enum Step {
 
 const TAKE_WAIT: Duration = Duration::from_millis(500);
 
+/// How long a sink may take to close what it has open once the group stops: after
+/// the drain, a sink whose service does not answer must not hold the process. The
+/// HDFS sink finishes files left open at its next start.
+const SINK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs one sink group until `stop` is cancelled, then drains the channels until they
 /// are empty or `drain_deadline` passes.
 pub struct GroupRunner {
@@ -152,7 +157,38 @@ impl GroupRunner {
                 break;
             }
             let draining = drain_deadline.is_some();
-            match self.step(&mut sinks, draining).await {
+            // A drain's deadline also bounds the batch in hand, even one begun before
+            // the stop came: a sink call that hangs (a namenode that does not answer)
+            // must not hold the shutdown past it. The batch is then rolled back. A
+            // stop without draining lets the batch in hand finish.
+            let bounded = {
+                let step = self.step(&mut sinks, draining);
+                tokio::pin!(step);
+                let mut done = None;
+                if drain_deadline.is_none() {
+                    tokio::select! {
+                        r = &mut step => done = Some(r),
+                        _ = stop.wait_for(Option::is_some) => {}
+                    }
+                    if done.is_none() {
+                        let d = stop.borrow().unwrap_or_default();
+                        drain_deadline = Some(Instant::now() + d);
+                        drain_asked = !d.is_zero();
+                    }
+                }
+                match (done, drain_deadline) {
+                    (Some(r), _) => Some(r),
+                    (None, Some(d)) if drain_asked => {
+                        tokio::time::timeout_at(d, &mut step).await.ok()
+                    }
+                    (None, _) => Some(step.await),
+                }
+            };
+            let Some(outcome) = bounded else {
+                tracing::warn!(group = %self.group, "drain timeout reached during a delivery; that batch was rolled back, and events left in the channel stay there");
+                break;
+            };
+            match outcome {
                 Step::Delivered => backoff = Duration::from_millis(250),
                 Step::Empty if draining => break,
                 Step::Empty => {}
@@ -171,8 +207,16 @@ impl GroupRunner {
         }
         for (i, s) in sinks.iter_mut().enumerate() {
             if let Some(mut s) = s.take() {
-                if let Err(e) = s.stop().await {
-                    tracing::warn!(sink = %self.slots[i].name, error = %e, "sink did not stop cleanly");
+                match tokio::time::timeout(SINK_STOP_TIMEOUT, s.stop()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(sink = %self.slots[i].name, error = %e, "sink did not stop cleanly")
+                    }
+                    Err(_) => tracing::warn!(
+                        sink = %self.slots[i].name,
+                        timeout = ?SINK_STOP_TIMEOUT,
+                        "sink did not stop in time; what it had open is finished at the next start"
+                    ),
                 }
             }
             self.slots[i].counters.lifecycle.stopped();
@@ -270,6 +314,65 @@ impl GroupRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use millrace_channels::memory::{MemoryChannel, MemoryChannelConfig};
+    use millrace_core::{Event, Sink, SinkError};
+    use std::sync::Mutex;
+
+    /// A sink whose deliveries never return, as with a service that accepts the
+    /// connection and never answers.
+    struct Hanging;
+
+    #[async_trait::async_trait]
+    impl Sink for Hanging {
+        async fn deliver(&mut self, _batch: &[Event]) -> Result<(), SinkError> {
+            std::future::pending().await
+        }
+        fn batch_size(&self) -> usize {
+            10
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_delivery_does_not_hold_the_drain_past_its_deadline() {
+        let channel = Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()));
+        channel.put(vec![Event::from_body("kept")]).await.unwrap();
+        let cell = Mutex::new(Some(Box::new(Hanging) as Box<dyn Sink>));
+        let counters: Arc<SinkCounters> = Default::default();
+        let runner = GroupRunner {
+            group: "k1".into(),
+            slots: vec![SinkSlot {
+                name: "k1".into(),
+                factory: Arc::new(move || cell.lock().ok()?.take()),
+                channel: channel.clone(),
+                counters: counters.clone(),
+            }],
+            processor: Processor::new(Policy::Default, 1),
+        };
+        let (stop, rx) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(runner.run(rx));
+        // The delivery is in flight before the stop comes.
+        let end = Instant::now() + Duration::from_secs(10);
+        while counters
+            .event_drain_attempt
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            assert!(Instant::now() < end, "the sink never took the event");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let asked = Instant::now();
+        stop.send(Some(Duration::from_millis(300))).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the drain ends at its deadline")
+            .unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert_eq!(channel.len(), 1, "the batch in hand was rolled back");
+    }
 
     #[test]
     fn failover_prefers_highest_priority_and_returns_after_penalty() {
