@@ -35,6 +35,30 @@ impl Handler for Collect {
     }
 }
 
+/// A server on a free port with `opts`: its address, handler, shutdown and task.
+async fn start(
+    opts: ServerOptions,
+) -> (
+    String,
+    Arc<Collect>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handler = Arc::new(Collect::default());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(
+        listener,
+        Arc::new(opts),
+        handler.clone(),
+        None,
+        None,
+        shutdown.clone(),
+    ));
+    (addr, handler, shutdown, server)
+}
+
 /// Reads until the server closes the connection; false if it stays open past `wait`.
 async fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -50,22 +74,11 @@ async fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_peers_lose_their_connection_and_good_clients_are_served() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let handler = Arc::new(Collect::default());
-    let shutdown = CancellationToken::new();
-    let opts = ServerOptions {
+    let (addr, handler, shutdown, server) = start(ServerOptions {
         stall_timeout: Duration::from_secs(2),
         ..ServerOptions::default()
-    };
-    let server = tokio::spawn(serve(
-        listener,
-        Arc::new(opts),
-        handler.clone(),
-        None,
-        None,
-        shutdown.clone(),
-    ));
+    })
+    .await;
 
     let mut good = Client::connect(&addr, ClientOptions::default())
         .await
@@ -127,22 +140,11 @@ async fn bad_peers_lose_their_connection_and_good_clients_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_client_at_a_deflate_server_is_reported_as_a_protocol_error() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let handler = Arc::new(Collect::default());
-    let shutdown = CancellationToken::new();
-    let opts = ServerOptions {
+    let (addr, handler, shutdown, server) = start(ServerOptions {
         deflate: true,
         ..ServerOptions::default()
-    };
-    let server = tokio::spawn(serve(
-        listener,
-        Arc::new(opts),
-        handler.clone(),
-        None,
-        None,
-        shutdown.clone(),
-    ));
+    })
+    .await;
     // The client's plain frames are not a zlib stream: the server cannot read them,
     // and says so, as it does for any peer that breaks the protocol.
     let sent = tokio::time::timeout(Duration::from_secs(10), async {

@@ -2,6 +2,14 @@ use super::*;
 use millrace_core::Props;
 use std::path::Path;
 
+/// The error of a channel that must refuse to open.
+fn refused(name: &str, c: FileChannelConfig) -> String {
+    FileChannel::new(name, c)
+        .open_sync()
+        .expect_err("refuses to open")
+        .to_string()
+}
+
 fn cfg(dir: &Path, extra: &[(&str, &str)]) -> FileChannelConfig {
     let ck = dir.join("checkpoint");
     let data = dir.join("data");
@@ -362,10 +370,7 @@ async fn a_missing_log_file_stops_the_channel_unless_skipped() {
     let gone = dir.path().join("data").join(format!("log-{}", logs[2]));
     let held = record_count(&gone);
     std::fs::remove_file(&gone).unwrap();
-    let err = FileChannel::new("c1", c.clone())
-        .open_sync()
-        .expect_err("refuses to open")
-        .to_string();
+    let err = refused("c1", c.clone());
     assert!(
         err.contains(&format!(
             "log file {} is missing, with {held} events the checkpoint lists as pending",
@@ -394,10 +399,7 @@ async fn the_oldest_log_file_missing_is_noticed_too() {
     let gone = dir.path().join("data").join("log-0");
     let held = record_count(&gone);
     std::fs::remove_file(&gone).unwrap();
-    let err = FileChannel::new("c1", c.clone())
-        .open_sync()
-        .expect_err("refuses to open")
-        .to_string();
+    let err = refused("c1", c.clone());
     assert!(
         err.contains(&format!(
             "{} is missing, with {held} events",
@@ -417,10 +419,7 @@ async fn without_a_checkpoint_a_gap_in_the_log_files_stops_the_channel() {
     let gone = dir.path().join("data").join(format!("log-{}", logs[3]));
     let held = record_count(&gone);
     std::fs::remove_file(&gone).unwrap();
-    let err = FileChannel::new("c1", c.clone())
-        .open_sync()
-        .expect_err("refuses to open")
-        .to_string();
+    let err = refused("c1", c.clone());
     assert!(
         err.contains(&format!(
             "log file {} is missing, with up to {held} events that no remaining record takes",
@@ -435,9 +434,9 @@ async fn log_files_deleted_because_all_was_taken_are_not_missing() {
     let dir = tempfile::tempdir().unwrap();
     let c = small_files(dir.path(), &[]);
     let ch = fill_small_files(&c).await;
-    ch.close().await; // the checkpoint lists all 400 as pending
-                      // Takes after the checkpoint empty the oldest files, which are deleted; then a
-                      // stop without a checkpoint.
+    // The checkpoint written at close lists all 400 as pending. Takes after it empty
+    // the oldest files, which are deleted; then a stop without a checkpoint.
+    ch.close().await;
     let no_ckpt = FileChannelConfig {
         checkpoint_on_close: false,
         ..c.clone()
@@ -534,10 +533,7 @@ async fn two_channels_of_one_agent_on_one_directory_are_told_apart_from_another_
         data_dirs: vec![dir.path().join("data2")],
         ..c.clone()
     };
-    let err = FileChannel::new("c2", shared_ck.clone())
-        .open_sync()
-        .expect_err("refused")
-        .to_string();
+    let err = refused("c2", shared_ck.clone());
     assert!(
         err.contains(&format!(
             "{} is already used by channel c1 of this agent; give each file channel its own checkpointDir and dataDirs",
@@ -549,10 +545,7 @@ async fn two_channels_of_one_agent_on_one_directory_are_told_apart_from_another_
         checkpoint_dir: dir.path().join("checkpoint2"),
         ..c.clone()
     };
-    let err = FileChannel::new("c2", shared_data)
-        .open_sync()
-        .expect_err("refused")
-        .to_string();
+    let err = refused("c2", shared_data);
     assert!(
         err.contains("already used by channel c1 of this agent"),
         "{err}"
@@ -570,10 +563,7 @@ async fn a_directory_named_twice_in_one_channel_is_refused() {
         data_dirs: vec![dir.path().join("checkpoint")],
         ..cfg(dir.path(), &[])
     };
-    let err = FileChannel::new("c1", c)
-        .open_sync()
-        .expect_err("refused")
-        .to_string();
+    let err = refused("c1", c);
     assert!(
         err.contains("is named twice among this channel's checkpointDir"),
         "{err}"
@@ -598,10 +588,7 @@ async fn a_directory_locked_by_another_process_names_its_pid() {
         )
     };
     assert_eq!(rc, 0);
-    let err = FileChannel::new("c1", c.clone())
-        .open_sync()
-        .expect_err("refused")
-        .to_string();
+    let err = refused("c1", c.clone());
     assert!(
         err.contains(&format!(
             "{} is in use by another agent (pid 4242)",
