@@ -2,6 +2,14 @@ use super::*;
 use millrace_core::Props;
 use std::path::Path;
 
+/// Removes the log file `gone`; returns the events it held and the error of the
+/// channel that must then refuse to open.
+fn remove_and_reopen(gone: &Path, c: &FileChannelConfig) -> (u64, String) {
+    let held = record_count(gone);
+    std::fs::remove_file(gone).unwrap();
+    (held, refused("c1", c.clone()))
+}
+
 /// The error of a channel that must refuse to open.
 fn refused(name: &str, c: FileChannelConfig) -> String {
     FileChannel::new(name, c)
@@ -368,9 +376,7 @@ async fn a_missing_log_file_stops_the_channel_unless_skipped() {
     let logs = log_numbers(dir.path());
     assert!(logs.len() > 5, "{logs:?}");
     let gone = dir.path().join("data").join(format!("log-{}", logs[2]));
-    let held = record_count(&gone);
-    std::fs::remove_file(&gone).unwrap();
-    let err = refused("c1", c.clone());
+    let (held, err) = remove_and_reopen(&gone, &c);
     assert!(
         err.contains(&format!(
             "log file {} is missing, with {held} events the checkpoint lists as pending",
@@ -397,9 +403,7 @@ async fn the_oldest_log_file_missing_is_noticed_too() {
     let ch = fill_small_files(&c).await;
     ch.close().await;
     let gone = dir.path().join("data").join("log-0");
-    let held = record_count(&gone);
-    std::fs::remove_file(&gone).unwrap();
-    let err = refused("c1", c.clone());
+    let (held, err) = remove_and_reopen(&gone, &c);
     assert!(
         err.contains(&format!(
             "{} is missing, with {held} events",
@@ -417,9 +421,7 @@ async fn without_a_checkpoint_a_gap_in_the_log_files_stops_the_channel() {
     ch.close().await;
     let logs = log_numbers(dir.path());
     let gone = dir.path().join("data").join(format!("log-{}", logs[3]));
-    let held = record_count(&gone);
-    std::fs::remove_file(&gone).unwrap();
-    let err = refused("c1", c.clone());
+    let (held, err) = remove_and_reopen(&gone, &c);
     assert!(
         err.contains(&format!(
             "log file {} is missing, with up to {held} events that no remaining record takes",
