@@ -18,7 +18,9 @@ use std::time::Duration;
 pub struct SpillableConfig {
     /// `memoryCapacity` (default 10000), `overflowTimeout` (seconds a put waits for
     /// memory before spilling, default 3), `byteCapacity`,
-    /// `byteCapacityBufferPercentage`, and `transactionCapacity` (default 100).
+    /// `byteCapacityBufferPercentage`, and `transactionCapacity` (default 10000, the
+    /// file channel's, as Flume configures this channel through the file channel's
+    /// settings).
     pub memory: MemoryChannelConfig,
     /// The file channel's properties (`checkpointDir`, `dataDirs`, ...) for the
     /// overflow, holding up to `overflowCapacity` (default 100000000) events; none
@@ -32,7 +34,7 @@ impl SpillableConfig {
         let overflow_capacity =
             p.u64_in("overflowCapacity", 100_000_000, 0, i64::MAX as u64) as usize;
         let overflow_timeout = p.seconds("overflowTimeout", 3);
-        let tx = p.positive("transactionCapacity", 100) as usize;
+        let tx = p.positive("transactionCapacity", 10_000) as usize;
         let byte_capacity = p
             .optional("byteCapacity", "unlimited")
             .map(|_| p.positive("byteCapacity", u64::MAX));
@@ -227,6 +229,20 @@ mod tests {
             t.commit().await.unwrap();
         }
         out
+    }
+
+    #[test]
+    fn transaction_capacity_defaults_to_flumes_10000() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let data = dir.path().join("data");
+        let p = Props::from_pairs(&[
+            ("checkpointDir", ck.to_str().unwrap()),
+            ("dataDirs", data.to_str().unwrap()),
+        ]);
+        let cfg = SpillableConfig::from_props(&p).expect("valid");
+        assert_eq!(cfg.memory.transaction_capacity, 10_000);
+        assert_eq!(cfg.overflow.unwrap().transaction_capacity, 10_000);
     }
 
     #[tokio::test]
