@@ -110,6 +110,7 @@ fn syslog_udp_and_netcat_udp_take_datagrams() {
         &format!(
             "a1.sources = u1 u2\n\
              a1.sources.u1.type = syslogudp\na1.sources.u1.host = 127.0.0.1\na1.sources.u1.port = {p1}\n\
+             a1.sources.u1.eventSize = 2500\n\
              a1.sources.u1.channels = c1\n\
              a1.sources.u2.type = netcatudp\na1.sources.u2.bind = 127.0.0.1\na1.sources.u2.port = {p2}\n\
              a1.sources.u2.remoteAddressHeader = from\na1.sources.u2.channels = c1\n"
@@ -127,7 +128,7 @@ fn syslog_udp_and_netcat_udp_take_datagrams() {
             ("127.0.0.1", p1),
         )
         .unwrap();
-    // Longer than eventSize (2500): cut there, marked and counted.
+    // Longer than the eventSize set (2500): cut there, marked and counted.
     let long = format!("<14>{}", "x".repeat(2996));
     client.send_to(long.as_bytes(), ("127.0.0.1", p1)).unwrap();
     for i in 0..50 {

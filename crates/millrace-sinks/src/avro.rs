@@ -65,10 +65,14 @@ impl AvroSinkConfig {
                 }
             }
         }
+        // Read by Java's TLS stack and Netty; rustls and tokio do without them.
         for k in [
             "truststore-password",
             "truststore-type",
             "exclude-protocols",
+            "include-protocols",
+            "exclude-cipher-suites",
+            "include-cipher-suites",
             "maxIoWorkers",
         ] {
             let _ = p.get(k);

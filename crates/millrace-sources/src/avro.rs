@@ -56,8 +56,10 @@ impl AvroSourceConfig {
         let tls = if p.bool("ssl", false) {
             crate::http::tls_from_props(p, "TLS")
         } else {
+            let _ = p.get("keystore");
             None
         };
+        crate::http::read_ignored_tls_keys(p);
         let defaults = ServerOptions::default();
         let options = ServerOptions {
             deflate,
@@ -73,15 +75,6 @@ impl AvroSourceConfig {
         };
         // Netty worker threads: tokio's runtime serves every connection.
         let _ = p.u64_in("threads", 0, 0, 100_000);
-        for k in [
-            "keystore-password",
-            "keystore-type",
-            "exclude-protocols",
-            "keystorePassword",
-            "keystoreType",
-        ] {
-            let _ = p.get(k);
-        }
         if p.has_errors() {
             return None;
         }

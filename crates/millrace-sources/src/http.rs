@@ -87,18 +87,28 @@ impl HttpConfig {
             .sub("handler.")
             .u64_in("maxBlobLength", 100_000_000, 1, 1 << 31) as usize;
         let body_max = p.u64_in("maxBodySize", 10 * 1024 * 1024, 1, 1 << 31) as usize;
-        let tls = if p.bool("enableSSL", false) {
+        // Flume 1.11 reads `ssl`, and `enableSSL` only when `ssl` is absent.
+        let ssl = if p.has("ssl") {
+            let _ = p.get("enableSSL");
+            p.bool("ssl", false)
+        } else {
+            p.bool("enableSSL", false)
+        };
+        let tls = if ssl {
             tls_from_props(p, "HTTPS")
         } else {
+            let _ = p.get("keystore");
             None
         };
-        for k in [
-            "keystorePassword",
-            "keystoreType",
-            "excludeProtocols",
-            "QueuedThreadPool.MaxThreads",
+        read_ignored_tls_keys(p);
+        // Jetty's own settings: tokio and hyper serve here.
+        for prefix in [
+            "QueuedThreadPool.",
+            "HttpConfiguration.",
+            "ServerConnector.",
+            "SslContextFactory.",
         ] {
-            let _ = p.get(k);
+            let _ = p.with_prefix(prefix);
         }
         if p.has_errors() {
             return None;
@@ -114,6 +124,25 @@ impl HttpConfig {
             },
             tls,
         })
+    }
+}
+
+/// Flume's keystore password and type, and its protocol and cipher suite lists,
+/// which the Java TLS stack reads: accepted so a Flume file runs, without effect
+/// (rustls offers TLS 1.2 and 1.3 with its safe suites).
+pub fn read_ignored_tls_keys(p: &Props) {
+    for k in [
+        "keystore-password",
+        "keystore-type",
+        "exclude-protocols",
+        "include-protocols",
+        "exclude-cipher-suites",
+        "include-cipher-suites",
+        "keystorePassword",
+        "keystoreType",
+        "excludeProtocols",
+    ] {
+        let _ = p.get(k);
     }
 }
 
@@ -374,6 +403,37 @@ impl axum::serve::Listener for TlsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What configtest would print for these properties: errors and unknown keys.
+    fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+        let mut all = vec![("port", "8080")];
+        all.extend_from_slice(pairs);
+        let p = Props::from_pairs(&all);
+        let _ = HttpConfig::from_props(&p);
+        p.finish().into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn flume_1_11_tls_names_are_read() {
+        // `ssl` asks for TLS (the PEM files are then missing), as `enableSSL` does.
+        for on in ["ssl", "enableSSL"] {
+            let d = problems(&[(on, "true")]);
+            assert!(
+                d.iter().any(|m| m.contains("sslCertificate")),
+                "{on}: {d:?}"
+            );
+        }
+        // `ssl` wins over the older name.
+        assert!(problems(&[("ssl", "false"), ("enableSSL", "true")]).is_empty());
+        // TLS off: Flume's keystore and Jetty settings are read without a word.
+        let d = problems(&[
+            ("keystore", "k.jks"),
+            ("keystore-password", "x"),
+            ("include-cipher-suites", "TLS_AES_128_GCM_SHA256"),
+            ("HttpConfiguration.sendServerVersion", "false"),
+        ]);
+        assert!(d.is_empty(), "{d:?}");
+    }
 
     #[test]
     fn flume_json_format() {

@@ -76,7 +76,33 @@ impl SyslogConfig {
                 .into_iter()
                 .collect()
         };
-        let event_size = p.u64_in("eventSize", 2500, 16, 64 * 1024 * 1024) as usize;
+        // Flume's UDP source reads no eventSize and keeps datagrams whole (64 KiB);
+        // its TCP sources cut at eventSize, 2500 by default.
+        let default_size = if kind == Kind::Udp { 65_536 } else { 2500 };
+        let event_size = p.u64_in("eventSize", default_size, 16, 64 * 1024 * 1024) as usize;
+        // TLS for syslog over TCP is not implemented: better refused than plaintext
+        // where the file asks for TLS.
+        if kind != Kind::Udp && p.bool("ssl", false) {
+            p.error_at(
+                "ssl",
+                format!(
+                    "`{}`: TLS is not supported by the syslog sources; terminate TLS in front of the agent (stunnel, a load balancer) or send to an avro or http source with TLS",
+                    p.full_key("ssl")
+                ),
+            );
+        }
+        for k in [
+            "keystore",
+            "keystore-password",
+            "keystore-type",
+            "exclude-protocols",
+            "include-protocols",
+            "exclude-cipher-suites",
+            "include-cipher-suites",
+        ] {
+            // Read only with `ssl`, which is refused above.
+            let _ = p.get(k);
+        }
         let keep = match KeepFields::parse(&p.string("keepFields", "none")) {
             Some(k) => k,
             None => {
@@ -98,7 +124,8 @@ impl SyslogConfig {
             None
         };
         let batch_size = p.u64_in("batchSize", 100, 1, 1_000_000) as usize;
-        for k in ["readBufferSize", "numProcessors"] {
+        // `readBufferBytes` is the name Flume's code reads, `readBufferSize` its guide's.
+        for k in ["readBufferSize", "readBufferBytes", "numProcessors"] {
             let _ = p.get(k);
         }
         for (k, v) in p.with_prefix("charset.") {
@@ -450,6 +477,24 @@ impl Source for SyslogUdpSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_keeps_datagrams_whole_and_tls_is_refused_not_ignored() {
+        let p = Props::from_pairs(&[("port", "5140")]);
+        let udp = SyslogConfig::from_props(&p, Kind::Udp).unwrap();
+        assert_eq!(udp.event_size, 65_536);
+        let tcp = SyslogConfig::from_props(&p, Kind::Tcp).unwrap();
+        assert_eq!(tcp.event_size, 2500);
+        let p = Props::from_pairs(&[("port", "5140"), ("ssl", "true"), ("keystore", "k.jks")]);
+        assert!(SyslogConfig::from_props(&p, Kind::Tcp).is_none());
+        let p = Props::from_pairs(&[("port", "5140"), ("keepFields", "priority,hostname")]);
+        assert!(
+            SyslogConfig::from_props(&p, Kind::Tcp)
+                .unwrap()
+                .keep
+                .hostname
+        );
+    }
 
     #[test]
     fn frames_by_newline_and_by_octet_count() {

@@ -41,7 +41,12 @@ impl KeepFields {
             _ => {}
         }
         let mut k = KeepFields::default();
-        for w in v.split_whitespace() {
+        // Flume looks for each field's name anywhere in the value, so `priority,hostname`
+        // works there as well as a space separated list.
+        for w in v
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+        {
             match w {
                 "priority" => k.priority = true,
                 "version" => k.version = true,
@@ -331,6 +336,11 @@ mod tests {
         );
         assert_eq!(body(&e), "mymachine su: failed");
         assert!(KeepFields::parse("bogus").is_none());
+        assert_eq!(
+            KeepFields::parse("priority,hostname"),
+            KeepFields::parse("priority hostname")
+        );
+        assert!(KeepFields::parse("priority,hostname").unwrap().hostname);
     }
 
     #[test]
