@@ -44,7 +44,9 @@ pub struct KafkaChannelConfig {
     /// `defaultPartitionId` and `partitionIdHeader`.
     pub default_partition: Option<i32>,
     pub partition_header: Option<String>,
-    /// `transactionCapacity` (default 1000).
+    /// `transactionCapacity` (millrace's own, default 1000000): most events per put or
+    /// take. Flume's Kafka channel has no such limit; the default is high enough that
+    /// no batch size of a Flume file is refused, and nothing is allocated by it.
     pub transaction_capacity: usize,
     pub producer: Vec<(String, String)>,
     pub consumer: Vec<(String, String)>,
@@ -106,7 +108,7 @@ impl KafkaChannelConfig {
             .get("defaultPartitionId")
             .map(|_| p.u64_in("defaultPartitionId", 0, 0, i32::MAX as u64) as i32);
         let partition_header = p.get("partitionIdHeader");
-        let transaction_capacity = p.u64_in("transactionCapacity", 1000, 1, 1_000_000) as usize;
+        let transaction_capacity = p.positive("transactionCapacity", 1_000_000) as usize;
         let _ = p.get("capacity");
         let group = p.string("kafka.consumer.group.id", "flume");
         let mut producer = vec![
@@ -523,5 +525,22 @@ mod tests {
         for needle in ["kafka.bootstrap.servers", "Flume 1.6", "PLAINTEXT"] {
             assert!(all.contains(needle), "{needle} not in:\n{all}");
         }
+    }
+
+    fn brokers_and(extra: &[(&'static str, &'static str)]) -> Props {
+        let mut pairs = vec![("kafka.bootstrap.servers", "127.0.0.1:9092")];
+        pairs.extend_from_slice(extra);
+        Props::from_pairs(&pairs)
+    }
+
+    #[test]
+    fn no_flume_batch_size_is_refused_by_default() {
+        // Flume's Kafka channel has no transaction limit: a sink with
+        // flumeBatchSize = 5000 runs on it.
+        let c = KafkaChannelConfig::from_props(&brokers_and(&[])).expect("valid");
+        assert_eq!(c.transaction_capacity, 1_000_000);
+        let p = brokers_and(&[("transactionCapacity", "5000000")]);
+        let c = KafkaChannelConfig::from_props(&p).expect("valid");
+        assert_eq!(c.transaction_capacity, 5_000_000);
     }
 }
