@@ -39,7 +39,8 @@ pub struct KafkaChannelConfig {
     pub topic: String,
     /// `parseAsFlumeEvent` (default true).
     pub flume_format: bool,
-    /// `pollTimeout` (default 500 ms): the longest a take waits for records.
+    /// `kafka.pollTimeout`, or `pollTimeout` without it (default 500 ms): the longest
+    /// a take waits for records.
     pub poll_timeout: Duration,
     /// `defaultPartitionId` and `partitionIdHeader`.
     pub default_partition: Option<i32>,
@@ -103,7 +104,15 @@ impl KafkaChannelConfig {
         }
         let topic = p.string("kafka.topic", "flume-channel");
         let flume_format = p.bool("parseAsFlumeEvent", true);
-        let poll_timeout = p.millis("pollTimeout", 500);
+        // Flume's code reads `kafka.pollTimeout`, while its user guide names
+        // `pollTimeout`; files use either, so both are read and Flume's wins.
+        let poll_timeout = if p.has("kafka.pollTimeout") || !p.has("pollTimeout") {
+            let t = p.millis("kafka.pollTimeout", 500);
+            let _ = p.get("pollTimeout");
+            t
+        } else {
+            p.millis("pollTimeout", 500)
+        };
         let default_partition = p
             .get("defaultPartitionId")
             .map(|_| p.u64_in("defaultPartitionId", 0, 0, i32::MAX as u64) as i32);
@@ -542,5 +551,24 @@ mod tests {
         let p = brokers_and(&[("transactionCapacity", "5000000")]);
         let c = KafkaChannelConfig::from_props(&p).expect("valid");
         assert_eq!(c.transaction_capacity, 5_000_000);
+    }
+
+    #[test]
+    fn poll_timeout_is_read_under_both_names_and_flumes_wins() {
+        let cases: [(&[(&str, &str)], u64); 4] = [
+            (&[], 500),
+            (&[("kafka.pollTimeout", "1500")], 1500),
+            (&[("pollTimeout", "200")], 200),
+            (
+                &[("kafka.pollTimeout", "1500"), ("pollTimeout", "200")],
+                1500,
+            ),
+        ];
+        for (extra, ms) in cases {
+            let p = brokers_and(extra);
+            let c = KafkaChannelConfig::from_props(&p).expect("valid");
+            assert_eq!(c.poll_timeout, Duration::from_millis(ms), "{extra:?}");
+            assert!(p.finish().is_empty(), "{extra:?}: {:?}", p.finish());
+        }
     }
 }
