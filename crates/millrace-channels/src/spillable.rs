@@ -35,10 +35,7 @@ impl SpillableConfig {
             p.u64_in("overflowCapacity", 100_000_000, 0, i64::MAX as u64) as usize;
         let overflow_timeout = p.seconds("overflowTimeout", 3);
         let tx = p.positive("transactionCapacity", 10_000) as usize;
-        let byte_capacity = p
-            .optional("byteCapacity", "unlimited")
-            .map(|_| p.positive("byteCapacity", u64::MAX));
-        let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
+        let byte_capacity = crate::memory::byte_capacity(p);
         let _ = p.get("avgEventSize");
         if memory_capacity == 0 && overflow_capacity == 0 {
             p.error_at(
@@ -66,8 +63,7 @@ impl SpillableConfig {
                 capacity: memory_capacity,
                 transaction_capacity: tx,
                 keep_alive: overflow_timeout,
-                byte_capacity: byte_capacity
-                    .map(|b| (b as u128 * (100 - buffer_pct) as u128 / 100) as usize),
+                byte_capacity,
             },
             overflow: overflow?,
         })
@@ -243,6 +239,21 @@ mod tests {
         let cfg = SpillableConfig::from_props(&p).expect("valid");
         assert_eq!(cfg.memory.transaction_capacity, 10_000);
         assert_eq!(cfg.overflow.unwrap().transaction_capacity, 10_000);
+    }
+
+    #[test]
+    fn byte_capacity_0_is_no_limit_as_in_flume() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let data = dir.path().join("data");
+        let p = Props::from_pairs(&[
+            ("checkpointDir", ck.to_str().unwrap()),
+            ("dataDirs", data.to_str().unwrap()),
+            ("byteCapacity", "0"),
+        ]);
+        let cfg = SpillableConfig::from_props(&p).expect("valid");
+        assert!(p.finish().is_empty(), "{:?}", p.finish());
+        assert_eq!(cfg.memory.byte_capacity, None);
     }
 
     #[tokio::test]

@@ -10,8 +10,9 @@ pub struct MemoryChannelConfig {
     pub transaction_capacity: usize,
     /// `keep-alive` (seconds, default 3): how long a put waits for room.
     pub keep_alive: Duration,
-    /// `byteCapacity` (bytes, default unlimited) less `byteCapacityBufferPercentage`
-    /// (default 20) percent, counted over bodies and headers. Flume's default is 80% of
+    /// `byteCapacity` (bytes, default unlimited; 0 is unlimited too, as in Flume) less
+    /// `byteCapacityBufferPercentage` (default 20) percent, counted over bodies and
+    /// headers. Flume's default is 80% of
     /// the JVM heap; millrace has no heap limit to derive it from, so none is set.
     pub byte_capacity: Option<usize>,
 }
@@ -32,10 +33,7 @@ impl MemoryChannelConfig {
         let capacity = p.positive("capacity", 100) as usize;
         let transaction_capacity = p.positive("transactionCapacity", 100) as usize;
         let keep_alive = p.seconds("keep-alive", 3);
-        let byte_capacity = p
-            .optional("byteCapacity", "unlimited")
-            .map(|_| p.positive("byteCapacity", u64::MAX));
-        let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
+        let byte_capacity = byte_capacity(p);
         if transaction_capacity > capacity {
             p.error_at(
                 "transactionCapacity",
@@ -53,8 +51,18 @@ impl MemoryChannelConfig {
             capacity,
             transaction_capacity,
             keep_alive,
-            byte_capacity: byte_capacity
-                .map(|b| (b as u128 * (100 - buffer_pct) as u128 / 100) as usize),
+            byte_capacity,
         })
     }
+}
+
+/// `byteCapacity` less `byteCapacityBufferPercentage`; None for no limit, which is
+/// also what `byteCapacity = 0` means in Flume.
+pub(crate) fn byte_capacity(p: &Props) -> Option<usize> {
+    let byte_capacity = p
+        .optional("byteCapacity", "unlimited")
+        .map(|_| p.u64_in("byteCapacity", 0, 0, i64::MAX as u64))
+        .filter(|&b| b > 0);
+    let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
+    byte_capacity.map(|b| (b as u128 * (100 - buffer_pct) as u128 / 100) as usize)
 }

@@ -8,6 +8,7 @@
 
 mod config;
 
+pub(crate) use config::byte_capacity;
 pub use config::MemoryChannelConfig;
 
 use async_trait::async_trait;

@@ -149,6 +149,14 @@ async fn byte_capacity_bounds_bodies() {
 }
 
 #[test]
+fn byte_capacity_0_is_no_limit_as_in_flume() {
+    let props = Props::from_pairs(&[("byteCapacity", "0")]);
+    let cfg = MemoryChannelConfig::from_props(&props).expect("valid");
+    assert!(props.finish().is_empty(), "{:?}", props.finish());
+    assert_eq!(cfg.byte_capacity, None);
+}
+
+#[test]
 fn transaction_capacity_above_capacity_is_an_error() {
     let props = Props::from_pairs(&[("capacity", "10"), ("transactionCapacity", "20")]);
     assert!(MemoryChannelConfig::from_props(&props).is_none());
