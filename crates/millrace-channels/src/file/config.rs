@@ -29,9 +29,12 @@ pub struct FileChannelConfig {
     /// copy of each checkpoint there, used when the main one is unreadable.
     pub backup_checkpoint_dir: Option<PathBuf>,
     /// `fsyncPerTransaction` (default true): every put and take commit is on disk
-    /// before it returns. With false, the log is synced at checkpoints only, and a
-    /// machine crash can lose the transactions since the last one.
+    /// before it returns. With false, the log is synced every `fsync_interval` and at
+    /// checkpoints, and a machine crash can lose the transactions since the last sync.
     pub fsync_per_transaction: bool,
+    /// `fsyncInterval` (seconds, default 5): how often the log is synced when
+    /// `fsyncPerTransaction` is false.
+    pub fsync_interval: Duration,
     /// `checkpointOnClose` (default true): write a checkpoint when the agent stops.
     pub checkpoint_on_close: bool,
     /// `skipCorruptRecords` (millrace, default false): on replay, skip the rest of a
@@ -113,6 +116,16 @@ impl FileChannelConfig {
             );
         }
         let fsync_per_transaction = p.bool("fsyncPerTransaction", true);
+        let fsync_interval = p.seconds("fsyncInterval", 5);
+        if !fsync_per_transaction && fsync_interval.is_zero() {
+            p.error_at(
+                "fsyncInterval",
+                format!(
+                    "`{}` = 0 with fsyncPerTransaction = false would never sync the log; use 1 second or more",
+                    p.full_key("fsyncInterval")
+                ),
+            );
+        }
         let checkpoint_on_close = p.bool("checkpointOnClose", true);
         let skip_corrupt_records = p.bool("skipCorruptRecords", false);
         // Flume's settings that have no meaning here.
@@ -141,6 +154,7 @@ impl FileChannelConfig {
             checkpoint_interval,
             backup_checkpoint_dir: if dual { backup } else { None },
             fsync_per_transaction,
+            fsync_interval,
             checkpoint_on_close,
             skip_corrupt_records,
         })

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -84,6 +84,8 @@ struct Inner {
     locks: Mutex<Vec<lock::DirLock>>,
     /// Tells this channel from another of the same name in the lock list.
     instance: u64,
+    /// Syncs of the log's data, as Flume's log counts them.
+    log_syncs: AtomicU64,
 }
 
 impl Inner {
@@ -143,6 +145,7 @@ impl FileChannel {
                 open: AtomicBool::new(false),
                 locks: Mutex::new(Vec::new()),
                 instance: lock::instance_id(),
+                log_syncs: AtomicU64::new(0),
             }),
         }
     }
@@ -430,6 +433,7 @@ struct Writer {
     size: u64,
     next_id: u64,
     last_checkpoint: Instant,
+    last_sync: Instant,
     unsynced: bool,
 }
 
@@ -448,6 +452,7 @@ impl Writer {
             size: record::MAGIC.len() as u64,
             next_id,
             last_checkpoint: Instant::now(),
+            last_sync: Instant::now(),
             unsynced: false,
         })
     }
@@ -463,14 +468,24 @@ impl Writer {
         Ok(f)
     }
 
+    /// Without a sync per transaction, the log is synced on this period, so a machine
+    /// crash loses at most that much, as in Flume.
+    fn sync_period(&self) -> Option<Duration> {
+        let cfg = &self.inner.cfg;
+        (!cfg.fsync_per_transaction).then_some(cfg.fsync_interval)
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Req>) {
         let interval = self.inner.cfg.checkpoint_interval;
         loop {
-            let wait = interval.saturating_sub(self.last_checkpoint.elapsed());
+            let mut wait = interval.saturating_sub(self.last_checkpoint.elapsed());
+            if let Some(period) = self.sync_period().filter(|_| self.unsynced) {
+                wait = wait.min(period.saturating_sub(self.last_sync.elapsed()));
+            }
             let first = match rx.recv_timeout(wait) {
                 Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.checkpoint();
+                    self.periodic();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -502,10 +517,32 @@ impl Writer {
                 let _ = reply.send(());
                 return;
             }
-            if self.last_checkpoint.elapsed() >= interval {
-                self.checkpoint();
+            self.periodic();
+        }
+    }
+
+    /// A checkpoint when one is due, else a sync of the log when one is due.
+    fn periodic(&mut self) {
+        if self.last_checkpoint.elapsed() >= self.inner.cfg.checkpoint_interval {
+            self.checkpoint();
+        } else if self.unsynced
+            && self
+                .sync_period()
+                .is_some_and(|p| self.last_sync.elapsed() >= p)
+        {
+            if let Err(e) = self.sync_log() {
+                tracing::error!(channel = %self.inner.name, error = %e, "syncing the log failed; retried at the next interval");
             }
         }
+    }
+
+    fn sync_log(&mut self) -> std::io::Result<()> {
+        // Set before the attempt: a failing disk is retried once a period, not in a loop.
+        self.last_sync = Instant::now();
+        self.file.sync_data()?;
+        self.inner.log_syncs.fetch_add(1, Ordering::Relaxed);
+        self.unsynced = false;
+        Ok(())
     }
 
     /// Writes every request's record, syncs once, then applies them to the state.
@@ -625,22 +662,16 @@ impl Writer {
             self.roll()
                 .map_err(|e| format!("cannot start a new log file: {e}"))?;
         }
-        let path = || {
-            log_path(&self.inner.cfg.data_dirs, self.file_no)
-                .display()
-                .to_string()
-        };
+        let path = log_path(&self.inner.cfg.data_dirs, self.file_no);
+        let path = || path.display().to_string();
         self.file
             .write_all(buf)
             .map_err(|e| format!("writing {} failed: {e}", path()))?;
         self.size += buf.len() as u64;
+        self.unsynced = true;
         if sync && self.inner.cfg.fsync_per_transaction {
-            self.unsynced = false;
-            self.file
-                .sync_data()
+            self.sync_log()
                 .map_err(|e| format!("syncing {} failed: {e}", path()))?;
-        } else {
-            self.unsynced = true;
         }
         Ok(())
     }
@@ -665,11 +696,10 @@ impl Writer {
     fn checkpoint(&mut self) {
         self.last_checkpoint = Instant::now();
         if self.unsynced {
-            if let Err(e) = self.file.sync_data() {
+            if let Err(e) = self.sync_log() {
                 tracing::error!(channel = %self.inner.name, error = %e, "syncing the log for a checkpoint failed; checkpoint skipped");
                 return;
             }
-            self.unsynced = false;
         }
         let mut ids: Vec<u64> = {
             let st = self.inner.lock();

@@ -602,3 +602,50 @@ async fn a_directory_locked_by_another_process_names_its_pid() {
     let (ch, _) = open(&c);
     ch.close().await;
 }
+
+#[tokio::test]
+async fn without_fsync_per_transaction_the_log_is_synced_every_fsync_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(
+        dir.path(),
+        &[
+            ("fsyncPerTransaction", "false"),
+            ("fsyncInterval", "1"),
+            ("checkpointInterval", "600000"),
+        ],
+    );
+    assert_eq!(c.fsync_interval, Duration::from_secs(1));
+    let (ch, _) = open(&c);
+    let syncs = || ch.inner.log_syncs.load(Ordering::Relaxed);
+    ch.put(events(0..10)).await.unwrap();
+    assert_eq!(syncs(), 0, "the put returned without a sync of its own");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while syncs() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        syncs(),
+        1,
+        "synced within fsyncInterval, long before a checkpoint"
+    );
+    // Nothing new written: nothing to sync.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(syncs(), 1);
+    ch.close().await;
+}
+
+#[test]
+fn fsync_interval_defaults_to_5_s_and_0_is_refused_without_fsync_per_transaction() {
+    assert_eq!(
+        FileChannelConfig::from_props(&Props::from_pairs(&[]))
+            .unwrap()
+            .fsync_interval,
+        Duration::from_secs(5)
+    );
+    let p = Props::from_pairs(&[("fsyncPerTransaction", "false"), ("fsyncInterval", "0")]);
+    assert!(FileChannelConfig::from_props(&p).is_none());
+    let d = p.finish();
+    assert!(d[0].message.contains("fsyncInterval"), "{}", d[0]);
+    let p = Props::from_pairs(&[("fsyncInterval", "0")]);
+    assert!(FileChannelConfig::from_props(&p).is_some());
+}
