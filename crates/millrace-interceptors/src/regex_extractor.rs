@@ -114,8 +114,11 @@ enum Tok {
     Lit(char),
 }
 
-/// The subset of Joda-Time patterns dates in logs use: `yyyy`, `yy`, `MM`, `dd`, `HH`,
-/// `mm`, `ss`, `SSS`, and literal characters (quoted text in `'...'`).
+/// The subset of Joda-Time patterns dates in logs use: `yyyy`, `yy`, `MM`, `MMM` and
+/// `MMMM` (English month names, as in `dd/MMM/yyyy:HH:mm:ss Z`, the access log's),
+/// `dd`, `HH`, `mm`, `ss`, `SSS`, `Z` (`+0100`, `-07:00` or `Z`), and literal
+/// characters (quoted text in `'...'`). Without `Z` the time is local, as in Joda's
+/// default zone.
 #[derive(Debug, Clone)]
 struct DatePattern(Vec<Tok>);
 
@@ -140,9 +143,9 @@ impl DatePattern {
                 while i + n < chars.len() && chars[i + n] == c {
                     n += 1;
                 }
-                if !"yMdHmsS".contains(c) {
+                if !"yMdHmsSZ".contains(c) {
                     return Err(format!(
-                        "pattern letter `{c}` is not supported; use yyyy, MM, dd, HH, mm, ss, SSS"
+                        "pattern letter `{c}` is not supported; use yyyy, MM or MMM, dd, HH, mm, ss, SSS, Z"
                     ));
                 }
                 toks.push(Tok::Field(c, n));
@@ -160,8 +163,19 @@ impl DatePattern {
         let mut pos = 0;
         let (mut y, mut mo, mut d, mut h, mut mi, mut se, mut ms) =
             (1970i64, 1i64, 1i64, 0i64, 0i64, 0i64, 0i64);
+        let mut offset: Option<i32> = None;
         for t in &self.0 {
             match *t {
+                Tok::Field('M', n) if n >= 3 => {
+                    let (m, len) = month_name(&s[pos..])?;
+                    mo = m;
+                    pos += len;
+                }
+                Tok::Field('Z', _) => {
+                    let (secs, len) = zone_offset(&s[pos..])?;
+                    offset = Some(secs);
+                    pos += len;
+                }
                 Tok::Lit(c) => {
                     let mut buf = [0u8; 4];
                     let lit = c.encode_utf8(&mut buf).as_bytes();
@@ -197,7 +211,77 @@ impl DatePattern {
                 }
             }
         }
-        local_to_epoch_millis(y, mo, d, h, mi, se).map(|secs| secs * 1000 + ms)
+        let secs = match offset {
+            None => local_to_epoch_millis(y, mo, d, h, mi, se)?,
+            Some(off) => {
+                let tz = jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(off).ok()?);
+                let dt = jiff::civil::DateTime::new(
+                    i16::try_from(y).ok()?,
+                    i8::try_from(mo).ok()?,
+                    i8::try_from(d).ok()?,
+                    i8::try_from(h).ok()?,
+                    i8::try_from(mi).ok()?,
+                    i8::try_from(se.min(59)).ok()?,
+                    0,
+                )
+                .ok()?;
+                dt.to_zoned(tz).ok()?.timestamp().as_second()
+            }
+        };
+        Some(secs * 1000 + ms)
+    }
+}
+
+/// An English month name at the start of `s` (`Jan` or `January`, any case), as
+/// Joda's `MMM` reads it: the month and the bytes it took.
+fn month_name(s: &str) -> Option<(i64, usize)> {
+    const NAMES: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let lower = s.get(..s.len().min(9))?.to_ascii_lowercase();
+    NAMES.iter().enumerate().find_map(|(i, full)| {
+        if lower.starts_with(full) {
+            Some((i as i64 + 1, full.len()))
+        } else {
+            lower.starts_with(&full[..3]).then_some((i as i64 + 1, 3))
+        }
+    })
+}
+
+/// A zone offset at the start of `s` (`Z`, `+0100`, `-07:00`): its seconds east of
+/// UTC and the bytes it took.
+fn zone_offset(s: &str) -> Option<(i32, usize)> {
+    let b = s.as_bytes();
+    match b.first()? {
+        b'Z' => Some((0, 1)),
+        sign @ (b'+' | b'-') => {
+            let digit = |i: usize| {
+                b.get(i)
+                    .filter(|c| c.is_ascii_digit())
+                    .map(|c| (c - b'0') as i32)
+            };
+            let hh = digit(1)? * 10 + digit(2)?;
+            let (at, len) = if b.get(3) == Some(&b':') {
+                (4, 6)
+            } else {
+                (3, 5)
+            };
+            let mm = digit(at)? * 10 + digit(at + 1)?;
+            let secs = (hh * 60 + mm) * 60;
+            Some((if *sign == b'-' { -secs } else { secs }, len))
+        }
+        _ => None,
     }
 }
 
@@ -225,6 +309,26 @@ fn local_to_epoch_millis(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_log_date_with_month_name_and_offset() {
+        let p = DatePattern::parse("dd/MMM/yyyy:HH:mm:ss Z").unwrap();
+        // 2000-10-10 20:55:36 UTC.
+        assert_eq!(
+            p.to_millis("10/Oct/2000:13:55:36 -0700"),
+            Some(971_211_336_000)
+        );
+        assert_eq!(
+            p.to_millis("10/oct/2000:20:55:36 +00:00"),
+            Some(971_211_336_000)
+        );
+        assert_eq!(p.to_millis("10/Okt/2000:13:55:36 -0700"), None);
+        let full = DatePattern::parse("MMMM d, yyyy HH:mm:ssZ").unwrap();
+        assert_eq!(
+            full.to_millis("October 10, 2000 20:55:36Z"),
+            Some(971_211_336_000)
+        );
+    }
 
     #[test]
     fn two_groups_into_two_headers() {
