@@ -461,6 +461,19 @@ impl Props {
         self.push(Diagnostic::warning(&self.file, self.line_of(key), message));
     }
 
+    /// Records an error at each key under `prefix`: "`KEY`: `why`". For settings a
+    /// Flume file may hold that are not implemented and must not be dropped quietly.
+    pub fn refuse_prefix(&self, prefix: &str, why: &str) {
+        for (k, v) in self.with_prefix(prefix) {
+            let key = self.full_key(&format!("{prefix}{k}"));
+            self.push(Diagnostic::error(
+                &self.file,
+                v.line,
+                format!("`{key}`: {why}"),
+            ));
+        }
+    }
+
     pub fn push(&self, d: Diagnostic) {
         self.lock().diags.push(d);
     }

@@ -79,9 +79,16 @@ impl KafkaSinkConfig {
         let topic = p.string("kafka.topic", "default-flume-topic");
         let batch_size = p.u64_in("flumeBatchSize", 100, 1, 1_000_000) as usize;
         let flume_format = p.bool("useFlumeEventFormat", false);
+        // Read whether or not it is used, as Flume reads it.
+        let topic_header_key = p.string("topicHeader", "topic");
         let topic_header = p
             .bool("allowTopicOverride", true)
-            .then(|| p.string("topicHeader", "topic"));
+            .then_some(topic_header_key);
+        // As the Kafka source refuses it: the mapping is not implemented.
+        p.refuse_prefix(
+            "header.",
+            "mapping event headers to Kafka record headers is not supported; remove the `header.*` lines (with useFlumeEventFormat = true, event headers travel inside the record)",
+        );
         let default_partition = p
             .get("defaultPartitionId")
             .map(|_| p.u64_in("defaultPartitionId", 0, 0, i32::MAX as u64) as i32);

@@ -105,3 +105,53 @@ pub fn build(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problems configtest would print for a sink of type `ty`.
+    fn problems(ty: &str, pairs: &[(&str, &str)]) -> Vec<String> {
+        let p = Props::from_pairs(pairs);
+        let _ = build(ty, "k1", &p, Arc::default());
+        p.finish().into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn flume_names_are_read_and_what_is_not_implemented_is_refused() {
+        assert!(problems("null", &[("logEveryNEvents", "500")]).is_empty());
+        #[cfg(feature = "hdfs")]
+        for codec in ["None", "none"] {
+            let d = problems(
+                "hdfs",
+                &[
+                    ("hdfs.path", "hdfs://127.0.0.1:8020/logs"),
+                    ("hdfs.fileType", "DataStream"),
+                    ("hdfs.codeC", codec),
+                    ("hdfs.useRawLocalFileSystem", "false"),
+                ],
+            );
+            assert!(d.is_empty(), "{codec}: {d:?}");
+        }
+        #[cfg(feature = "kafka")]
+        {
+            let kafka = [
+                ("kafka.bootstrap.servers", "127.0.0.1:9092"),
+                ("kafka.topic", "t"),
+            ];
+            let sink = "org.apache.flume.sink.kafka.KafkaSink";
+            let d = problems(
+                sink,
+                &[
+                    kafka[0],
+                    kafka[1],
+                    ("allowTopicOverride", "false"),
+                    ("topicHeader", "t"),
+                ],
+            );
+            assert!(d.is_empty(), "{d:?}");
+            let d = problems(sink, &[kafka[0], kafka[1], ("header.trace", "trace-id")]);
+            assert!(d.iter().any(|m| m.contains("is not supported")), "{d:?}");
+        }
+    }
+}

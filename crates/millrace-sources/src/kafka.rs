@@ -98,9 +98,15 @@ impl KafkaSourceConfig {
         let backoff_increment = p.millis("backoffSleepIncrement", 50);
         let max_backoff = p.millis("maxBackoffSleep", 5000);
         let flume_format = p.bool("useFlumeEventFormat", false);
-        let topic_header = p
-            .bool("setTopicHeader", true)
-            .then(|| p.string("topicHeader", "topic"));
+        // Read whether or not it is used, as Flume reads it.
+        let topic_header_key = p.string("topicHeader", "topic");
+        let topic_header = p.bool("setTopicHeader", true).then_some(topic_header_key);
+        // Flume 1.11 copies Kafka record headers to event headers under `header.NAME`;
+        // not implemented here, so refused rather than dropped.
+        p.refuse_prefix(
+            "header.",
+            "mapping Kafka record headers to event headers is not supported; remove the `header.*` lines (with useFlumeEventFormat = true, event headers travel inside the record)",
+        );
 
         let mut consumer: Vec<(String, String)> = vec![
             ("group.id".into(), "flume".into()),

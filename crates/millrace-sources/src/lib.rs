@@ -168,6 +168,69 @@ mod tests {
         cannot_listen(addr, &e, "bind", "port").to_string()
     }
 
+    /// The problems configtest would print for a source of type `ty`.
+    fn problems(ty: &str, pairs: &[(&str, &str)]) -> Vec<String> {
+        let p = Props::from_pairs(pairs);
+        let _ = build(ty, &p);
+        p.finish().into_iter().map(|d| d.message).collect()
+    }
+
+    #[test]
+    fn flume_names_are_read_and_what_is_not_implemented_is_refused() {
+        let spool = [("spoolDir", "/tmp/in")];
+        // Read as Flume reads them, whether or not their header is on.
+        let d = problems("spooldir", &[spool[0], ("fileHeaderKey", "f")]);
+        assert!(d.is_empty(), "{d:?}");
+        let d = problems("spooldir", &[spool[0], ("trackingPolicy", "tracker_dir")]);
+        assert!(
+            d.iter().any(|m| m.contains("tracker_dir is not supported")),
+            "{d:?}"
+        );
+        let p = Props::from_pairs(&[spool[0], ("bufferMaxLineLength", "100")]);
+        let c = spooldir::SpoolDirConfig::from_props(&p).unwrap();
+        assert!(matches!(
+            c.deserializer,
+            spooldir::Deserializer::Line {
+                max_line_length: 100
+            }
+        ));
+        let d = problems(
+            "TAILDIR",
+            &[
+                ("filegroups", "f1"),
+                ("filegroups.f1", "/tmp/a.log"),
+                ("fileHeaderKey", "f"),
+            ],
+        );
+        assert!(d.is_empty(), "{d:?}");
+        let net = [("bind", "127.0.0.1"), ("port", "4444")];
+        assert!(problems("netcat", &[net[0], net[1], ("encoding", "UTF-8")]).is_empty());
+        let d = problems("netcat", &[net[0], net[1], ("encoding", "ISO-8859-1")]);
+        assert!(d.iter().any(|m| m.contains("is not supported")), "{d:?}");
+        #[cfg(feature = "kafka")]
+        {
+            let kafka = [
+                ("kafka.bootstrap.servers", "127.0.0.1:9092"),
+                ("kafka.topics", "t"),
+            ];
+            let d = problems(
+                "org.apache.flume.source.kafka.KafkaSource",
+                &[
+                    kafka[0],
+                    kafka[1],
+                    ("setTopicHeader", "false"),
+                    ("topicHeader", "t"),
+                ],
+            );
+            assert!(d.is_empty(), "{d:?}");
+            let d = problems(
+                "org.apache.flume.source.kafka.KafkaSource",
+                &[kafka[0], kafka[1], ("header.trace", "trace-id")],
+            );
+            assert!(d.iter().any(|m| m.contains("is not supported")), "{d:?}");
+        }
+    }
+
     #[test]
     fn a_listen_error_names_the_property_to_fix() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

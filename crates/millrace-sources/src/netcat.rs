@@ -45,6 +45,25 @@ impl NetcatConfig {
         let port = p.port("port", "set the TCP port to listen on, e.g. 44444");
         let max_line_length = p.u64_in("max-line-length", 512, 1, 64 * 1024 * 1024) as usize;
         let ack_every_event = p.bool("ack-every-event", true);
+        // Flume decodes lines with `encoding` and stores UTF-8. Lines are stored as sent
+        // here, which is the same for UTF-8 (the default) and its ASCII subset.
+        let encoding = p.string("encoding", "utf-8");
+        if !matches!(
+            encoding
+                .trim()
+                .to_ascii_lowercase()
+                .replace('_', "-")
+                .as_str(),
+            "utf-8" | "utf8" | "us-ascii" | "ascii"
+        ) {
+            p.error_at(
+                "encoding",
+                format!(
+                    "`{}` = {encoding} is not supported; netcat reads UTF-8 (remove the line, or convert the input)",
+                    p.full_key("encoding")
+                ),
+            );
+        }
         if p.has_errors() {
             return None;
         }

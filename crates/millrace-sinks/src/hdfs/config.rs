@@ -104,8 +104,10 @@ impl HdfsSinkConfig {
         let roll_count = p.u64_in("hdfs.rollCount", 10, 0, i64::MAX as u64);
         let idle = p.u64_in("hdfs.idleTimeout", 0, 0, u32::MAX as u64);
         let batch_size = p.u64_in("hdfs.batchSize", 100, 1, 1_000_000) as usize;
+        // Flume reads `None` (any case) as no codec, as it does an empty value.
+        let no_codec = |c: &str| c.trim().is_empty() || c.trim().eq_ignore_ascii_case("none");
         let codec = match p.optional("hdfs.codeC", "none") {
-            Some(name) if !name.trim().is_empty() => match Codec::parse(&name) {
+            Some(name) if !no_codec(&name) => match Codec::parse(&name) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     p.error_at("hdfs.codeC", format!("`{}`: {e}", p.full_key("hdfs.codeC")));
@@ -123,7 +125,9 @@ impl HdfsSinkConfig {
             "CompressedStream" => FileType::CompressedStream,
             _ => FileType::SequenceFile,
         };
-        let codec_set = p.get("hdfs.codeC").is_some_and(|c| !c.trim().is_empty());
+        let codec_set = p.get("hdfs.codeC").is_some_and(|c| !no_codec(&c));
+        // Hadoop's local-filesystem switch: this sink writes only to a namenode.
+        let _ = p.get("hdfs.useRawLocalFileSystem");
         if file_type == FileType::DataStream && codec_set {
             p.error_at(
                 "hdfs.codeC",

@@ -78,12 +78,26 @@ impl SpoolDirConfig {
         let file_suffix = p.string("fileSuffix", ".COMPLETED");
         let delete_immediately =
             p.choice("deletePolicy", "never", &["never", "immediate"]) == "immediate";
-        let file_header = p
-            .bool("fileHeader", false)
-            .then(|| p.string("fileHeaderKey", "file"));
+        // The keys are read whether or not their header is on, as Flume reads them, so
+        // that a key left in the file is not reported as unknown.
+        let file_header_key = p.string("fileHeaderKey", "file");
+        let file_header = p.bool("fileHeader", false).then_some(file_header_key);
+        let basename_header_key = p.string("basenameHeaderKey", "basename");
         let basename_header = p
             .bool("basenameHeader", false)
-            .then(|| p.string("basenameHeaderKey", "basename"));
+            .then_some(basename_header_key);
+        // Flume's `tracker_dir` leaves read files in place and marks them in trackerDir;
+        // here a read file is always renamed or deleted, so that setting is refused
+        // rather than have files renamed that the user expects to stay.
+        if p.choice("trackingPolicy", "rename", &["rename", "tracker_dir"]) == "tracker_dir" {
+            p.error_at(
+                "trackingPolicy",
+                format!(
+                    "`{}` = tracker_dir is not supported: read files are renamed (fileSuffix) or deleted (deletePolicy = immediate); remove the line to have them renamed",
+                    p.full_key("trackingPolicy")
+                ),
+            );
+        }
         let include = p
             .optional("includePattern", "^.*$")
             .and_then(|_| p.regex("includePattern"));
@@ -133,9 +147,16 @@ impl SpoolDirConfig {
                 "org.apache.flume.sink.solr.morphline.BlobDeserializer$Builder",
             ],
         ) {
-            "LINE" => Deserializer::Line {
-                max_line_length: d.u64_in("maxLineLength", 2048, 1, 1 << 30) as usize,
-            },
+            "LINE" => {
+                let mut max = d.u64_in("maxLineLength", 2048, 1, 1 << 30);
+                // Flume's older name still wins for the line deserializer.
+                if p.has("bufferMaxLineLength") {
+                    max = p.u64_in("bufferMaxLineLength", max, 1, 1 << 30);
+                }
+                Deserializer::Line {
+                    max_line_length: max as usize,
+                }
+            }
             _ => Deserializer::Blob {
                 max_blob_length: d.u64_in("maxBlobLength", 100_000_000, 1, 1 << 31) as usize,
             },

@@ -117,9 +117,9 @@ impl TaildirConfig {
             .millis("backoffSleepIncrement", 1000)
             .max(Duration::from_millis(1));
         let max_backoff = p.millis("maxBackoffSleep", 5000);
-        let file_header = p
-            .bool("fileHeader", false)
-            .then(|| p.string("fileHeaderKey", "file"));
+        // Read whether or not the header is on, as Flume reads it.
+        let file_header_key = p.string("fileHeaderKey", "file");
+        let file_header = p.bool("fileHeader", false).then_some(file_header_key);
         if p.has_errors() {
             return None;
         }
