@@ -133,12 +133,22 @@ impl FileChannelConfig {
             "use-fast-replay",
             "useLogReplayV1",
             "checkpointDirs",
-            "encryption.activeKey",
             "maxFileSize.preallocate",
         ] {
             if p.get(k).is_some() {
                 p.warn_at(k, format!("`{}` has no effect in millrace (replay is always from the checkpoint and the log tail)", p.full_key(k)));
             }
+        }
+        // Accepting these would let someone believe events on disk are encrypted.
+        for (k, _) in p.with_prefix("encryption.") {
+            let key = format!("encryption.{k}");
+            p.error_at(
+                &key,
+                format!(
+                    "`{}`: encryption of the file channel is not supported by millrace, and its log would be written unencrypted; remove the encryption.* settings, and encrypt the file system that holds dataDirs if the events must be encrypted at rest",
+                    p.full_key(&key)
+                ),
+            );
         }
         if p.has_errors() {
             return None;

@@ -649,3 +649,28 @@ fn fsync_interval_defaults_to_5_s_and_0_is_refused_without_fsync_per_transaction
     let p = Props::from_pairs(&[("fsyncInterval", "0")]);
     assert!(FileChannelConfig::from_props(&p).is_some());
 }
+
+#[test]
+fn encryption_settings_are_refused() {
+    let p = Props::from_pairs(&[
+        ("encryption.activeKey", "key-0"),
+        ("encryption.cipherProvider", "AESCTRNOPADDING"),
+        ("encryption.keyProvider", "JCEKSFILE"),
+        (
+            "encryption.keyProvider.keyStoreFile",
+            "/etc/flume/keys.jceks",
+        ),
+    ]);
+    assert!(FileChannelConfig::from_props(&p).is_none());
+    let d = p.finish();
+    assert_eq!(d.len(), 4, "{d:?}");
+    for d in &d {
+        assert!(d.is_error(), "{d}");
+        assert!(
+            d.message
+                .contains("encryption of the file channel is not supported"),
+            "{d}"
+        );
+    }
+    assert!(d[3].message.contains("encryption.keyProvider.keyStoreFile"));
+}
