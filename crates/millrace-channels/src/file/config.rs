@@ -128,15 +128,28 @@ impl FileChannelConfig {
         }
         let checkpoint_on_close = p.bool("checkpointOnClose", true);
         let skip_corrupt_records = p.bool("skipCorruptRecords", false);
-        // Flume's settings that have no meaning here.
-        for k in [
-            "use-fast-replay",
-            "useLogReplayV1",
-            "checkpointDirs",
-            "maxFileSize.preallocate",
+        // Flume's settings that have no meaning here. The last three are not Flume's, but
+        // millrace accepted them before, and configurations may carry them.
+        const REPLAY: &str = "replay is always from the checkpoint and the log after it";
+        for (k, why) in [
+            ("use-fast-replay", REPLAY),
+            ("use-log-replay-v1", REPLAY),
+            (
+                "compressBackupCheckpoint",
+                "the backup checkpoint is a plain copy, small as the main one",
+            ),
+            ("useLogReplayV1", REPLAY),
+            ("checkpointDirs", "the checkpoint is in checkpointDir"),
+            (
+                "maxFileSize.preallocate",
+                "log files grow as they are written",
+            ),
         ] {
             if p.get(k).is_some() {
-                p.warn_at(k, format!("`{}` has no effect in millrace (replay is always from the checkpoint and the log tail)", p.full_key(k)));
+                p.warn_at(
+                    k,
+                    format!("`{}` has no effect in millrace ({why})", p.full_key(k)),
+                );
             }
         }
         // Accepting these would let someone believe events on disk are encrypted.

@@ -674,3 +674,19 @@ fn encryption_settings_are_refused() {
     }
     assert!(d[3].message.contains("encryption.keyProvider.keyStoreFile"));
 }
+
+#[test]
+fn flumes_replay_and_backup_compression_settings_are_accepted_without_effect() {
+    let p = Props::from_pairs(&[
+        ("use-log-replay-v1", "false"),
+        ("use-fast-replay", "false"),
+        ("compressBackupCheckpoint", "true"),
+    ]);
+    assert!(FileChannelConfig::from_props(&p).is_some());
+    let d = p.finish();
+    assert_eq!(d.len(), 3, "{d:?}");
+    for d in &d {
+        assert!(!d.is_error(), "{d}");
+        assert!(d.message.contains("has no effect in millrace"), "{d}");
+    }
+}
