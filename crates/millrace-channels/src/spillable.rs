@@ -37,6 +37,9 @@ impl SpillableConfig {
         let tx = p.positive("transactionCapacity", 10_000) as usize;
         let byte_capacity = crate::memory::byte_capacity(p);
         let _ = p.get("avgEventSize");
+        // Flume returns puts to memory once this share of it is free; here they return
+        // once the overflow is empty, which keeps the order of events.
+        let _ = p.get("overflowDeactivationThreshold");
         if memory_capacity == 0 && overflow_capacity == 0 {
             p.error_at(
                 "memoryCapacity",
@@ -239,6 +242,20 @@ mod tests {
         let cfg = SpillableConfig::from_props(&p).expect("valid");
         assert_eq!(cfg.memory.transaction_capacity, 10_000);
         assert_eq!(cfg.overflow.unwrap().transaction_capacity, 10_000);
+    }
+
+    #[test]
+    fn overflow_deactivation_threshold_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let data = dir.path().join("data");
+        let p = Props::from_pairs(&[
+            ("checkpointDir", ck.to_str().unwrap()),
+            ("dataDirs", data.to_str().unwrap()),
+            ("overflowDeactivationThreshold", "10"),
+        ]);
+        assert!(SpillableConfig::from_props(&p).is_some());
+        assert!(p.finish().is_empty(), "{:?}", p.finish());
     }
 
     #[test]
