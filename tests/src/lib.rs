@@ -180,12 +180,15 @@ pub fn http_request(port: u16, method: &str, path: &str) -> Option<(u16, String)
     Some((status, body))
 }
 
-/// Flume's `/metrics` JSON; None until the server answers.
+/// Flume's `/metrics` JSON; None until the server answers with the agent's
+/// components. The monitoring port is bound before the components start (so that a
+/// taken port fails the start at once), and answers `{}` for that moment.
 pub fn metrics(port: u16) -> Option<serde_json::Value> {
     let (status, body) = http_get(port, "/metrics")?;
     (status == 200)
-        .then(|| serde_json::from_str(&body).ok())
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).ok())
         .flatten()
+        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
 }
 
 /// A counter from Flume's `/metrics` JSON (values are strings there).
