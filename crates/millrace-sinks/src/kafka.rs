@@ -80,10 +80,8 @@ impl KafkaSinkConfig {
         let batch_size = p.u64_in("flumeBatchSize", 100, 1, 1_000_000) as usize;
         let flume_format = p.bool("useFlumeEventFormat", false);
         // Read whether or not it is used, as Flume reads it.
-        let topic_header_key = p.string("topicHeader", "topic");
-        let topic_header = p
-            .bool("allowTopicOverride", true)
-            .then_some(topic_header_key);
+        let topic_header = p.bool("allowTopicOverride", true);
+        let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
         // As the Kafka source refuses it: the mapping is not implemented.
         p.refuse_prefix(
             "header.",

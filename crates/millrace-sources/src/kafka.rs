@@ -99,8 +99,8 @@ impl KafkaSourceConfig {
         let max_backoff = p.millis("maxBackoffSleep", 5000);
         let flume_format = p.bool("useFlumeEventFormat", false);
         // Read whether or not it is used, as Flume reads it.
-        let topic_header_key = p.string("topicHeader", "topic");
-        let topic_header = p.bool("setTopicHeader", true).then_some(topic_header_key);
+        let topic_header = p.bool("setTopicHeader", true);
+        let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
         // Flume 1.11 copies Kafka record headers to event headers under `header.NAME`;
         // not implemented here, so refused rather than dropped.
         p.refuse_prefix(

@@ -80,12 +80,10 @@ impl SpoolDirConfig {
             p.choice("deletePolicy", "never", &["never", "immediate"]) == "immediate";
         // The keys are read whether or not their header is on, as Flume reads them, so
         // that a key left in the file is not reported as unknown.
-        let file_header_key = p.string("fileHeaderKey", "file");
-        let file_header = p.bool("fileHeader", false).then_some(file_header_key);
-        let basename_header_key = p.string("basenameHeaderKey", "basename");
-        let basename_header = p
-            .bool("basenameHeader", false)
-            .then_some(basename_header_key);
+        let file_header = p.bool("fileHeader", false);
+        let file_header = file_header.then_some(p.string("fileHeaderKey", "file"));
+        let basename_header = p.bool("basenameHeader", false);
+        let basename_header = basename_header.then_some(p.string("basenameHeaderKey", "basename"));
         // Flume's `tracker_dir` leaves read files in place and marks them in trackerDir;
         // here a read file is always renamed or deleted, so that setting is refused
         // rather than have files renamed that the user expects to stay.

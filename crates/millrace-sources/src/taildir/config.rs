@@ -118,8 +118,8 @@ impl TaildirConfig {
             .max(Duration::from_millis(1));
         let max_backoff = p.millis("maxBackoffSleep", 5000);
         // Read whether or not the header is on, as Flume reads it.
-        let file_header_key = p.string("fileHeaderKey", "file");
-        let file_header = p.bool("fileHeader", false).then_some(file_header_key);
+        let file_header = p.bool("fileHeader", false);
+        let file_header = file_header.then_some(p.string("fileHeaderKey", "file"));
         if p.has_errors() {
             return None;
         }
