@@ -215,6 +215,20 @@ mod tests {
         }
     }
 
+    /// `extra` with an overflow in a fresh directory, kept as long as the TempDir is.
+    fn with_dirs(extra: &[(&str, &str)]) -> (tempfile::TempDir, Props) {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let data = dir.path().join("data");
+        let mut pairs = vec![
+            ("checkpointDir", ck.to_str().unwrap()),
+            ("dataDirs", data.to_str().unwrap()),
+        ];
+        pairs.extend_from_slice(extra);
+        let p = Props::from_pairs(&pairs);
+        (dir, p)
+    }
+
     async fn take_all(ch: &SpillableChannel, n: usize) -> Vec<u32> {
         let mut out = Vec::new();
         while out.len() < n {
@@ -232,13 +246,7 @@ mod tests {
 
     #[test]
     fn transaction_capacity_defaults_to_flumes_10000() {
-        let dir = tempfile::tempdir().unwrap();
-        let ck = dir.path().join("ck");
-        let data = dir.path().join("data");
-        let p = Props::from_pairs(&[
-            ("checkpointDir", ck.to_str().unwrap()),
-            ("dataDirs", data.to_str().unwrap()),
-        ]);
+        let (_dir, p) = with_dirs(&[]);
         let cfg = SpillableConfig::from_props(&p).expect("valid");
         assert_eq!(cfg.memory.transaction_capacity, 10_000);
         assert_eq!(cfg.overflow.unwrap().transaction_capacity, 10_000);
@@ -246,28 +254,14 @@ mod tests {
 
     #[test]
     fn overflow_deactivation_threshold_is_accepted() {
-        let dir = tempfile::tempdir().unwrap();
-        let ck = dir.path().join("ck");
-        let data = dir.path().join("data");
-        let p = Props::from_pairs(&[
-            ("checkpointDir", ck.to_str().unwrap()),
-            ("dataDirs", data.to_str().unwrap()),
-            ("overflowDeactivationThreshold", "10"),
-        ]);
+        let (_dir, p) = with_dirs(&[("overflowDeactivationThreshold", "10")]);
         assert!(SpillableConfig::from_props(&p).is_some());
         assert!(p.finish().is_empty(), "{:?}", p.finish());
     }
 
     #[test]
     fn byte_capacity_0_is_no_limit_as_in_flume() {
-        let dir = tempfile::tempdir().unwrap();
-        let ck = dir.path().join("ck");
-        let data = dir.path().join("data");
-        let p = Props::from_pairs(&[
-            ("checkpointDir", ck.to_str().unwrap()),
-            ("dataDirs", data.to_str().unwrap()),
-            ("byteCapacity", "0"),
-        ]);
+        let (_dir, p) = with_dirs(&[("byteCapacity", "0")]);
         let cfg = SpillableConfig::from_props(&p).expect("valid");
         assert!(p.finish().is_empty(), "{:?}", p.finish());
         assert_eq!(cfg.memory.byte_capacity, None);

@@ -91,18 +91,9 @@ impl SyslogConfig {
                 ),
             );
         }
-        for k in [
-            "keystore",
-            "keystore-password",
-            "keystore-type",
-            "exclude-protocols",
-            "include-protocols",
-            "exclude-cipher-suites",
-            "include-cipher-suites",
-        ] {
-            // Read only with `ssl`, which is refused above.
-            let _ = p.get(k);
-        }
+        // Flume reads these only with `ssl`, which is refused above.
+        let _ = p.get("keystore");
+        crate::http::read_ignored_tls_keys(p);
         let keep = match KeepFields::parse(&p.string("keepFields", "none")) {
             Some(k) => k,
             None => {
