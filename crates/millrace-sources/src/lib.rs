@@ -134,6 +134,15 @@ pub fn build(canonical: &str, props: &Props) -> Option<Box<dyn Source>> {
     }
 }
 
+/// Writes `contents` to `path` through `PATH.tmp` and a rename, so that a crash
+/// leaves the old contents or the new, never a torn file (positions, trackers).
+pub(crate) fn replace_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(tmp, path)
+}
+
 /// The error of a source that cannot listen on `addr`, with the fix its cause calls
 /// for: `host_key` and `port_key` are the source's own property names.
 pub(crate) fn cannot_listen(

@@ -153,16 +153,10 @@ impl FileChannelConfig {
             }
         }
         // Accepting these would let someone believe events on disk are encrypted.
-        for (k, _) in p.with_prefix("encryption.") {
-            let key = format!("encryption.{k}");
-            p.error_at(
-                &key,
-                format!(
-                    "`{}`: encryption of the file channel is not supported by millrace, and its log would be written unencrypted; remove the encryption.* settings, and encrypt the file system that holds dataDirs if the events must be encrypted at rest",
-                    p.full_key(&key)
-                ),
-            );
-        }
+        p.refuse_prefix(
+            "encryption.",
+            "encryption of the file channel is not supported by millrace, and its log would be written unencrypted; remove the encryption.* settings, and encrypt the file system that holds dataDirs if the events must be encrypted at rest",
+        );
         if p.has_errors() {
             return None;
         }

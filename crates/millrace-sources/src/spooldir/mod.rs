@@ -65,9 +65,7 @@ impl Tracker {
             "size": self.size,
             "mtime": self.mtime.to_string(),
         });
-        let tmp = dir.join(".millrace-spooldir.json.tmp");
-        std::fs::write(&tmp, v.to_string())?;
-        std::fs::rename(tmp, dir.join(TRACKER_FILE))
+        crate::replace_file(&dir.join(TRACKER_FILE), &v.to_string())
     }
 
     fn remove(dir: &Path) {
@@ -109,7 +107,7 @@ impl Left {
             .collect()
     }
 
-    /// Written to a temporary file and renamed, as the tracker is.
+    /// Replaced whole, as the tracker is.
     fn write_all(dir: &Path, all: &[Left]) -> std::io::Result<()> {
         let path = dir.join(LEFT_FILE);
         if all.is_empty() {
@@ -130,9 +128,7 @@ impl Left {
                 })
             })
             .collect();
-        let tmp = dir.join(".millrace-spooldir-left.json.tmp");
-        std::fs::write(&tmp, serde_json::Value::Array(v).to_string())?;
-        std::fs::rename(tmp, path)
+        crate::replace_file(&path, &serde_json::Value::Array(v).to_string())
     }
 
     /// Whether the file is still there, as it was when it was left.

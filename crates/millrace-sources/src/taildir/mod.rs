@@ -145,13 +145,11 @@ pub fn write_positions(path: &Path, positions: &[Position]) -> std::io::Result<(
             )
         })
         .collect();
-    let sig_file = sig_path(path);
-    let sig_tmp = sig_file.with_extension("millrace-sig.tmp");
-    std::fs::write(&sig_tmp, serde_json::Value::Object(sigs).to_string())?;
-    std::fs::rename(sig_tmp, sig_file)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::Value::Array(v).to_string())?;
-    std::fs::rename(tmp, path)
+    crate::replace_file(
+        &sig_path(path),
+        &serde_json::Value::Object(sigs).to_string(),
+    )?;
+    crate::replace_file(path, &serde_json::Value::Array(v).to_string())
 }
 
 pub struct TaildirSource {
