@@ -337,7 +337,8 @@ struct TlsListener {
     local: SocketAddr,
 }
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS client has to finish its handshake (http and syslog TCP sources).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsListener {
     fn start(

@@ -6,6 +6,11 @@
 //! `flume.syslog.status = Incomplete`; a line that is not syslog is kept whole and
 //! marked `Invalid`. Both are delivered, as Flume does, and counted in
 //! `EventReadFail`. A bad client never stops the source.
+//!
+//! With `ssl = true` the TCP sources speak TLS (PEM `sslCertificate` and `sslKey`).
+//! Each connection's handshake runs in its own task within a deadline; a client that
+//! fails it (plaintext on the TLS port, a bad certificate, silence) is logged, counted
+//! in `GenericProcessingFail` and closed, and nobody else notices.
 
 pub mod parse;
 
@@ -15,8 +20,12 @@ use millrace_core::counters::{add, inc};
 use millrace_core::{Event, Props, Source, SourceContext, SourceError};
 use parse::KeepFields;
 use std::net::{IpAddr, SocketAddr};
-use tokio::io::AsyncReadExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// Settings shared by the syslog sources.
 #[derive(Debug, Clone)]
@@ -40,6 +49,12 @@ pub struct SyslogConfig {
     pub batch_size: usize,
     /// Which source this is: its headers follow that Flume source's parser.
     pub kind: Kind,
+    /// `ssl` (TCP sources, default false) with `sslCertificate` and `sslKey` (PEM
+    /// files): accept TLS connections only.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// How long a TLS client has to finish its handshake (not a Flume property:
+    /// [`crate::http::HANDSHAKE_TIMEOUT`], as for the http source).
+    pub handshake_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,19 +95,13 @@ impl SyslogConfig {
         // its TCP sources cut at eventSize, 2500 by default.
         let default_size = if kind == Kind::Udp { 65_536 } else { 2500 };
         let event_size = p.u64_in("eventSize", default_size, 16, 64 * 1024 * 1024) as usize;
-        // TLS for syslog over TCP is not implemented: better refused than plaintext
-        // where the file asks for TLS.
-        if kind != Kind::Udp && p.bool("ssl", false) {
-            p.error_at(
-                "ssl",
-                format!(
-                    "`{}`: TLS is not supported by the syslog sources; terminate TLS in front of the agent (stunnel, a load balancer) or send to an avro or http source with TLS",
-                    p.full_key("ssl")
-                ),
-            );
-        }
-        // Flume reads these only with `ssl`, which is refused above.
-        let _ = p.get("keystore");
+        // Flume's UDP source has no TLS; its TCP sources take `ssl` and a keystore.
+        let tls = if kind != Kind::Udp && p.bool("ssl", false) {
+            crate::http::tls_from_props(p, "TLS")
+        } else {
+            let _ = p.get("keystore");
+            None
+        };
         crate::http::read_ignored_tls_keys(p);
         let keep = match KeepFields::parse(&p.string("keepFields", "none")) {
             Some(k) => k,
@@ -141,6 +150,8 @@ impl SyslogConfig {
             port_header,
             batch_size,
             kind,
+            tls,
+            handshake_timeout: crate::http::HANDSHAKE_TIMEOUT,
         })
     }
 
@@ -277,14 +288,46 @@ impl SyslogTcpSource {
     }
 }
 
-async fn serve_tcp(mut sock: TcpStream, port: u16, ctx: SourceContext, cfg: SyslogConfig) {
-    let peer = sock.peer_addr().ok();
-    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
-    let name = match (&cfg.client_hostname_header, peer) {
-        (Some(_), Some(p)) => tokio::task::spawn_blocking(move || hostname_of(p.ip()))
+/// One accepted connection, after a TLS handshake when the source has `ssl`. A
+/// handshake that fails or outlasts `handshake_timeout` closes this connection only.
+async fn serve_tcp(
+    sock: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    ctx: SourceContext,
+    cfg: SyslogConfig,
+    tls: Option<TlsAcceptor>,
+) {
+    let Some(acceptor) = tls else {
+        return serve_stream(sock, peer, port, ctx, cfg).await;
+    };
+    let shake = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return,
+        r = tokio::time::timeout(cfg.handshake_timeout, acceptor.accept(sock)) => r,
+    };
+    let reason = match shake {
+        Ok(Ok(stream)) => return serve_stream(stream, peer, port, ctx, cfg).await,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no handshake within {:?}", cfg.handshake_timeout),
+    };
+    tracing::warn!(source = %ctx.name, %peer, %reason, "TLS handshake failed, closing the connection (a plaintext client on the TLS port?)");
+    inc(&ctx.counters.generic_processing_fail);
+}
+
+/// Reads messages from one connection, plain TCP or TLS, until it closes.
+async fn serve_stream<S: AsyncRead + Unpin>(
+    mut sock: S,
+    peer: SocketAddr,
+    port: u16,
+    ctx: SourceContext,
+    cfg: SyslogConfig,
+) {
+    let ip = peer.ip().to_string();
+    let name = match &cfg.client_hostname_header {
+        Some(_) => tokio::task::spawn_blocking(move || hostname_of(peer.ip()))
             .await
             .unwrap_or_default(),
-        _ => String::new(),
+        None => String::new(),
     };
     inc(&ctx.counters.open_connection);
     let max_batch = cfg.batch_size.min(ctx.processor.max_batch()).max(1);
@@ -351,20 +394,22 @@ impl Source for SyslogTcpSource {
                 };
                 crate::cannot_listen(&addr, &e, "host", port_key)
             })?;
-            tracing::info!(source = %ctx.name, %addr, "syslog TCP source listening");
+            tracing::info!(source = %ctx.name, %addr, tls = self.cfg.tls.is_some(), "syslog TCP source listening");
             listeners.push((port, l));
         }
+        let acceptor = self.cfg.tls.clone().map(TlsAcceptor::from);
         let mut tasks = tokio::task::JoinSet::new();
         for (port, l) in listeners {
             let ctx = ctx.clone();
             let cfg = self.cfg.clone();
+            let acceptor = acceptor.clone();
             tasks.spawn(async move {
                 loop {
                     tokio::select! {
                         _ = ctx.shutdown.cancelled() => return,
                         r = l.accept() => match r {
-                            Ok((sock, _)) => {
-                                tokio::spawn(serve_tcp(sock, port, ctx.clone(), cfg.clone()));
+                            Ok((sock, peer)) => {
+                                tokio::spawn(serve_tcp(sock, peer, port, ctx.clone(), cfg.clone(), acceptor.clone()));
                             }
                             Err(e) => {
                                 tracing::warn!(source = %ctx.name, error = %e, "accept failed");
@@ -470,14 +515,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn udp_keeps_datagrams_whole_and_tls_is_refused_not_ignored() {
+    fn udp_keeps_datagrams_whole_and_tcp_is_plain_by_default() {
         let p = Props::from_pairs(&[("port", "5140")]);
         let udp = SyslogConfig::from_props(&p, Kind::Udp).unwrap();
         assert_eq!(udp.event_size, 65_536);
         let tcp = SyslogConfig::from_props(&p, Kind::Tcp).unwrap();
         assert_eq!(tcp.event_size, 2500);
-        let p = Props::from_pairs(&[("port", "5140"), ("ssl", "true"), ("keystore", "k.jks")]);
-        assert!(SyslogConfig::from_props(&p, Kind::Tcp).is_none());
+        assert!(tcp.tls.is_none());
         let p = Props::from_pairs(&[("port", "5140"), ("keepFields", "priority,hostname")]);
         assert!(
             SyslogConfig::from_props(&p, Kind::Tcp)
@@ -485,6 +529,44 @@ mod tests {
                 .keep
                 .hostname
         );
+    }
+
+    /// What configtest would print for these properties.
+    fn problems(kind: Kind, pairs: &[(&str, &str)]) -> Vec<String> {
+        let p = Props::from_pairs(pairs);
+        assert!(SyslogConfig::from_props(&p, kind).is_none());
+        p.finish().into_iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn ssl_without_pem_files_names_them() {
+        let d = problems(Kind::Tcp, &[("port", "5140"), ("ssl", "true")]);
+        let all = d.join("\n");
+        assert!(
+            all.contains("sslCertificate") && all.contains("sslKey"),
+            "{all}"
+        );
+        let d = problems(
+            Kind::MultiportTcp,
+            &[
+                ("ports", "5140 5141"),
+                ("ssl", "true"),
+                ("keystore", "k.jks"),
+            ],
+        );
+        let all = d.join("\n");
+        assert!(all.contains("convert it to PEM"), "{all}");
+        assert!(all.contains("sslCertificate"), "{all}");
+        let d = problems(
+            Kind::Tcp,
+            &[
+                ("port", "5140"),
+                ("ssl", "true"),
+                ("sslCertificate", "/nonexistent/cert.pem"),
+                ("sslKey", "/nonexistent/key.pem"),
+            ],
+        );
+        assert!(d.join("\n").contains("/nonexistent/cert.pem"), "{d:?}");
     }
 
     #[test]
