@@ -190,11 +190,10 @@ mod tests {
         // Read as Flume reads them, whether or not their header is on.
         let d = problems("spooldir", &[spool[0], ("fileHeaderKey", "f")]);
         assert!(d.is_empty(), "{d:?}");
-        let d = problems("spooldir", &[spool[0], ("trackingPolicy", "tracker_dir")]);
-        assert!(
-            d.iter().any(|m| m.contains("tracker_dir is not supported")),
-            "{d:?}"
-        );
+        let p = Props::from_pairs(&[spool[0], ("trackingPolicy", "TRACKER_DIR")]);
+        let c = spooldir::SpoolDirConfig::from_props(&p).unwrap();
+        assert!(p.finish().is_empty());
+        assert_eq!(c.tracking, spooldir::TrackingPolicy::TrackerDir);
         let p = Props::from_pairs(&[spool[0], ("bufferMaxLineLength", "100")]);
         let c = spooldir::SpoolDirConfig::from_props(&p).unwrap();
         assert!(matches!(

@@ -23,6 +23,16 @@ pub enum Charset {
     Latin1,
 }
 
+/// How a file read to its end is marked, so that it is not read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackingPolicy {
+    /// Renamed to its name + `fileSuffix`.
+    Rename,
+    /// Left in place; an empty file named after it + `fileSuffix` is created in
+    /// `trackerDir`, under the file's path relative to `spoolDir`.
+    TrackerDir,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deserializer {
     /// One event per line; longer lines are cut into pieces of this many characters
@@ -37,11 +47,15 @@ pub enum Deserializer {
 pub struct SpoolDirConfig {
     /// `spoolDir` (required): the directory to read files from.
     pub spool_dir: PathBuf,
-    /// `fileSuffix` (default `.COMPLETED`): appended to a file's name once read.
+    /// `fileSuffix` (default `.COMPLETED`): appended to a file's name once read, or
+    /// to its marker's name in `trackerDir`.
     pub file_suffix: String,
     /// `deletePolicy` (`never` | `immediate`, default never): delete read files
-    /// instead of renaming them.
+    /// instead of marking them; wins over `trackingPolicy`, as in Flume.
     pub delete_immediately: bool,
+    /// `trackingPolicy` (`rename` | `tracker_dir`, default rename): how a read file
+    /// is marked.
+    pub tracking: TrackingPolicy,
     /// `fileHeader` (default false) and `fileHeaderKey` (default `file`): put the
     /// file's absolute path in a header.
     pub file_header: Option<String>,
@@ -84,18 +98,10 @@ impl SpoolDirConfig {
         let file_header = file_header.then_some(p.string("fileHeaderKey", "file"));
         let basename_header = p.bool("basenameHeader", false);
         let basename_header = basename_header.then_some(p.string("basenameHeaderKey", "basename"));
-        // Flume's `tracker_dir` leaves read files in place and marks them in trackerDir;
-        // here a read file is always renamed or deleted, so that setting is refused
-        // rather than have files renamed that the user expects to stay.
-        if p.choice("trackingPolicy", "rename", &["rename", "tracker_dir"]) == "tracker_dir" {
-            p.error_at(
-                "trackingPolicy",
-                format!(
-                    "`{}` = tracker_dir is not supported: read files are renamed (fileSuffix) or deleted (deletePolicy = immediate); remove the line to have them renamed",
-                    p.full_key("trackingPolicy")
-                ),
-            );
-        }
+        let tracking = match p.choice("trackingPolicy", "rename", &["rename", "tracker_dir"]) {
+            "tracker_dir" => TrackingPolicy::TrackerDir,
+            _ => TrackingPolicy::Rename,
+        };
         let include = p
             .optional("includePattern", "^.*$")
             .and_then(|_| p.regex("includePattern"));
@@ -185,6 +191,7 @@ impl SpoolDirConfig {
             spool_dir,
             file_suffix,
             delete_immediately,
+            tracking,
             file_header,
             basename_header,
             include: include.unwrap_or_else(|| Regex::new("^.*$").expect("valid")),

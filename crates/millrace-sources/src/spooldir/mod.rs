@@ -1,6 +1,9 @@
 //! The `spooldir` source: reads files dropped into a directory, one at a time, and
 //! renames each to `NAME.COMPLETED` (or deletes it) once every event in it is in the
-//! channel (Flume's Spooling Directory source).
+//! channel (Flume's Spooling Directory source). With `trackingPolicy = tracker_dir`
+//! the file stays where it is and an empty `NAME.COMPLETED` marker is created in
+//! `trackerDir` instead (under the file's path relative to `spoolDir`); a file with a
+//! marker is never read again, even if it changes later (that is warned about).
 //!
 //! Files must be complete and unchanging when they appear (write them elsewhere, or
 //! under a hidden name, and rename them in). The position in the file being read is
@@ -9,8 +12,8 @@
 //! the batch in flight is read twice.
 //!
 //! Problems with one file (unreadable, changed after pickup, invalid bytes under
-//! `decodeErrorPolicy = FAIL`, a `.COMPLETED` name already taken) are logged, counted
-//! and leave that file in place; the source goes on with the others.
+//! `decodeErrorPolicy = FAIL`, a `.COMPLETED` name or marker already taken) are
+//! logged, counted and leave that file in place; the source goes on with the others.
 //!
 //! A file left in place after some of its events were delivered is remembered in
 //! `trackerDir` with its size and modification time, so that a restart does not
@@ -22,7 +25,9 @@
 mod config;
 mod reader;
 
-pub use config::{Charset, ConsumeOrder, DecodeErrorPolicy, Deserializer, SpoolDirConfig};
+pub use config::{
+    Charset, ConsumeOrder, DecodeErrorPolicy, Deserializer, SpoolDirConfig, TrackingPolicy,
+};
 
 use async_trait::async_trait;
 use millrace_core::counters::inc;
@@ -163,6 +168,8 @@ pub struct SpoolDirSource {
     failed: HashSet<PathBuf>,
     /// The files left in place after delivering events, as kept in `trackerDir`.
     left: Vec<Left>,
+    /// Files changed after their `tracker_dir` marker was made, already warned about.
+    warned_marked: HashSet<PathBuf>,
 }
 
 enum Outcome {
@@ -176,6 +183,7 @@ impl SpoolDirSource {
             cfg,
             failed: HashSet::new(),
             left: Vec::new(),
+            warned_marked: HashSet::new(),
         }
     }
 
@@ -254,12 +262,25 @@ impl SpoolDirSource {
         }
     }
 
-    /// Renames a read file to its `.COMPLETED` name, or deletes it, never over an
-    /// existing file.
+    /// Renames a read file to its `.COMPLETED` name, or marks it in `trackerDir`, or
+    /// deletes it, never over an existing file or marker.
     fn finish(&self, path: &Path) -> Result<(), String> {
+        // As in Flume, deletePolicy = immediate deletes whatever the trackingPolicy:
+        // a deleted file needs no marker.
         if self.cfg.delete_immediately {
             return std::fs::remove_file(path)
                 .map_err(|e| format!("cannot delete the read file: {e}"));
+        }
+        if self.cfg.tracking == TrackingPolicy::TrackerDir {
+            let marker = marker_path(&self.cfg, path);
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            return create_marker(&marker, &self.cfg.tracker_dir, mtime).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!("the marker {} already exists, so a file of this name was read before (a file name was reused); the file is not read again", marker.display())
+                } else {
+                    format!("cannot create the marker {}: {e}", marker.display())
+                }
+            });
         }
         let mut done = path.as_os_str().to_owned();
         done.push(&self.cfg.file_suffix);
@@ -408,15 +429,93 @@ impl SpoolDirSource {
             self.fail(ctx, path, &what, Delivered::All);
             return;
         }
+        // After the rename, deletion or marker, never before: a crash in between
+        // leaves a position at the file's end, so the next start completes the file
+        // without delivering anything again. Were the position dropped first, a crash
+        // could leave neither and the file would be read again from its start; that is
+        // also why create_marker syncs the marker before it returns.
         Tracker::remove(&self.cfg.tracker_dir);
         tracing::info!(source = %ctx.name, file = %path.display(), "file read completely");
     }
 }
 
+/// The `tracker_dir` marker of a spooled file: its path relative to `spoolDir`, in
+/// `trackerDir`, with `fileSuffix` appended.
+fn marker_path(cfg: &SpoolDirConfig, path: &Path) -> PathBuf {
+    // Spooled paths are found under spoolDir, so the prefix is there; the file name
+    // alone keeps the marker inside trackerDir should it not be.
+    let rel = path
+        .strip_prefix(&cfg.spool_dir)
+        .ok()
+        .or_else(|| path.file_name().map(Path::new))
+        .unwrap_or(path);
+    let mut name = cfg.tracker_dir.join(rel).into_os_string();
+    name.push(&cfg.file_suffix);
+    PathBuf::from(name)
+}
+
+/// Creates the empty marker (never over an existing one) and syncs it, and the
+/// directory entries leading to it, to disk: the position record is dropped right
+/// after, and a marker lost in a power failure would have the file read again.
+///
+/// The marker gets the file's modification time, so that a later change to the file
+/// shows as a newer time than its marker's (Flume's markers, made after the file,
+/// compare the same way).
+fn create_marker(
+    marker: &Path,
+    tracker_dir: &Path,
+    mtime: Option<SystemTime>,
+) -> std::io::Result<()> {
+    let dir = marker.parent().unwrap_or(tracker_dir);
+    // The directories created here need their own entries synced as well.
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(marker)?;
+    if let Some(t) = mtime {
+        // Only the warning about changed files depends on it.
+        let _ = f.set_modified(t);
+    }
+    let synced = f.sync_all().and_then(|_| {
+        #[cfg(unix)]
+        for d in dir.ancestors() {
+            std::fs::File::open(d)?.sync_all()?;
+            if d == existing {
+                break;
+            }
+        }
+        Ok(())
+    });
+    if synced.is_err() {
+        // Removed, so that the retry of a file left in place makes it anew instead of
+        // finding it there.
+        let _ = std::fs::remove_file(marker);
+    }
+    synced
+}
+
+/// What a look at the spool directory found.
+struct Picked {
+    /// The next file to read.
+    next: Option<PathBuf>,
+    /// Files skipped for their `tracker_dir` marker but modified after it was made
+    /// (appended to, or replaced under the same name).
+    changed_since_marked: Vec<PathBuf>,
+}
+
 /// The next file to read: the one a tracker names first (a file interrupted by a
 /// restart), then by `consumeOrder`.
-fn pick(cfg: &SpoolDirConfig, failed: &HashSet<PathBuf>) -> std::io::Result<Option<PathBuf>> {
+fn pick(cfg: &SpoolDirConfig, failed: &HashSet<PathBuf>) -> std::io::Result<Picked> {
     let mut found: Vec<(u128, PathBuf)> = Vec::new();
+    let mut changed_since_marked = Vec::new();
     let mut dirs = vec![cfg.spool_dir.clone()];
     while let Some(dir) = dirs.pop() {
         for e in std::fs::read_dir(&dir)? {
@@ -441,15 +540,29 @@ fn pick(cfg: &SpoolDirConfig, failed: &HashSet<PathBuf>) -> std::io::Result<Opti
             {
                 continue;
             }
+            if cfg.tracking == TrackingPolicy::TrackerDir {
+                if let Ok(m) = std::fs::metadata(marker_path(cfg, &path)) {
+                    // In whole seconds: trackerDir may be on a file system that keeps
+                    // coarser times than spoolDir's.
+                    let secs = |t: u128| t / 1_000_000_000;
+                    if secs(mtime_ns(&meta)) > secs(mtime_ns(&m)) {
+                        changed_since_marked.push(path);
+                    }
+                    continue;
+                }
+            }
             found.push((mtime_ns(&meta), path));
         }
     }
     if let Some(t) = Tracker::read(&cfg.tracker_dir) {
         if found.iter().any(|(_, p)| *p == t.file) {
-            return Ok(Some(t.file));
+            return Ok(Picked {
+                next: Some(t.file),
+                changed_since_marked,
+            });
         }
     }
-    Ok(match cfg.consume_order {
+    let next = match cfg.consume_order {
         ConsumeOrder::Oldest => found.into_iter().min().map(|(_, p)| p),
         ConsumeOrder::Youngest => found.into_iter().max().map(|(_, p)| p),
         ConsumeOrder::Random => {
@@ -460,6 +573,10 @@ fn pick(cfg: &SpoolDirConfig, failed: &HashSet<PathBuf>) -> std::io::Result<Opti
                 Some(found.swap_remove(i).1)
             }
         }
+    };
+    Ok(Picked {
+        next,
+        changed_since_marked,
     })
 }
 
@@ -487,7 +604,7 @@ impl Source for SpoolDirSource {
             }
             let cfg = self.cfg.clone();
             let failed = self.failed.clone();
-            let next = tokio::task::spawn_blocking(move || pick(&cfg, &failed))
+            let picked = tokio::task::spawn_blocking(move || pick(&cfg, &failed))
                 .await
                 .map_err(|e| SourceError::Failed(e.to_string()))?
                 .map_err(|e| {
@@ -496,7 +613,14 @@ impl Source for SpoolDirSource {
                         self.cfg.spool_dir.display()
                     ))
                 })?;
-            match next {
+            for path in picked.changed_since_marked {
+                if !self.warned_marked.contains(&path) {
+                    tracing::warn!(source = %ctx.name, file = %path.display(), marker = %marker_path(&self.cfg, &path).display(), "a file already read has been modified since (appended to, or replaced under the same name); it is not read again: give new files new names, or delete the marker to have it read again from its start");
+                    inc(&ctx.counters.generic_processing_fail);
+                    self.warned_marked.insert(path);
+                }
+            }
+            match picked.next {
                 Some(path) => {
                     if let Outcome::Stopped = self.process(ctx, path).await {
                         return Ok(());

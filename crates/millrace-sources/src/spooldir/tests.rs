@@ -355,3 +355,198 @@ async fn delete_policy_immediate_removes_read_files() {
     assert!(!dir.path().join("a.log.COMPLETED").exists());
     assert_eq!(bodies(&ch).await, ["x"]);
 }
+
+/// The `tracker_dir` markers under `tracker`, as paths relative to it, sorted.
+fn markers(tracker: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![tracker.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        // Not there until the source has started.
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".COMPLETED") {
+                let rel = p.strip_prefix(tracker).unwrap();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn tracker_dir_leaves_read_files_in_place_and_a_restart_reads_them_not_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::write(d.join("a.log"), "a1\na2\n").unwrap();
+    std::fs::write(d.join("b.log"), "b1\n").unwrap();
+    set_mtime(&d.join("a.log"), 30);
+    set_mtime(&d.join("b.log"), 20);
+    let tracking = [("trackingPolicy", "tracker_dir")];
+    let tracker = config(&d, &tracking).tracker_dir;
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &tracking), &ctx, || markers(&t).len() == 2).await;
+    assert_eq!(bodies(&ch).await, ["a1", "a2", "b1"]);
+    assert_eq!(markers(&tracker), ["a.log.COMPLETED", "b.log.COMPLETED"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("a.log")).unwrap(),
+        "a1\na2\n"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("b.log")).unwrap(), "b1\n");
+    assert!(!d.join("a.log.COMPLETED").exists(), "nothing is renamed");
+    assert_eq!(
+        std::fs::metadata(tracker.join("a.log.COMPLETED"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        !tracker.join(TRACKER_FILE).exists(),
+        "no position is left behind"
+    );
+
+    // After a restart only the new file is delivered: the marked ones are older, so
+    // they would have come first.
+    std::fs::write(d.join("c.log"), "c1\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &tracking), &ctx, || markers(&t).len() == 3).await;
+    assert_eq!(bodies(&ch).await, ["c1"]);
+    assert!(d.join("c.log").exists());
+    assert_eq!(ctx.counters.generic_processing_fail(), 0);
+}
+
+#[tokio::test]
+async fn tracker_dir_marks_files_of_subdirectories_under_their_relative_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    for (f, age) in [("x.log", 40), ("sub/x.log", 30), ("sub/deeper/y.log", 20)] {
+        std::fs::write(d.join(f), format!("{f}\n")).unwrap();
+        set_mtime(&d.join(f), age);
+    }
+    let props = [
+        ("trackingPolicy", "tracker_dir"),
+        ("recursiveDirectorySearch", "true"),
+    ];
+    let tracker = config(&d, &props).tracker_dir;
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &props), &ctx, || markers(&t).len() == 3).await;
+    assert_eq!(
+        bodies(&ch).await,
+        ["x.log", "sub/x.log", "sub/deeper/y.log"]
+    );
+    assert_eq!(
+        markers(&tracker),
+        [
+            "sub/deeper/y.log.COMPLETED",
+            "sub/x.log.COMPLETED",
+            "x.log.COMPLETED"
+        ]
+    );
+
+    // A restart reads only the new file, whose name is taken in another directory.
+    std::fs::write(d.join("sub/deeper/x.log"), "new\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &props), &ctx, || markers(&t).len() == 4).await;
+    assert_eq!(bodies(&ch).await, ["new"]);
+    assert!(tracker.join("sub/deeper/x.log.COMPLETED").exists());
+}
+
+#[tokio::test]
+async fn tracker_dir_with_delete_policy_immediate_deletes_and_makes_no_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let props = [
+        ("trackingPolicy", "tracker_dir"),
+        ("deletePolicy", "immediate"),
+    ];
+    let tracker = config(&d, &props).tracker_dir;
+    // A file marked by an earlier run is still skipped, as in Flume.
+    std::fs::write(d.join("marked.log"), "old\n").unwrap();
+    set_mtime(&d.join("marked.log"), 30);
+    std::fs::create_dir_all(&tracker).unwrap();
+    std::fs::write(tracker.join("marked.log.COMPLETED"), "").unwrap();
+    std::fs::write(d.join("new.log"), "new\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    run_until(config(&d, &props), &ctx, || !d.join("new.log").exists()).await;
+    assert_eq!(bodies(&ch).await, ["new"]);
+    assert_eq!(markers(&tracker), ["marked.log.COMPLETED"]);
+    assert!(d.join("marked.log").exists());
+}
+
+#[tokio::test]
+async fn tracker_dir_a_marked_file_changed_later_is_warned_about_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let tracking = [("trackingPolicy", "tracker_dir")];
+    let tracker = config(&d, &tracking).tracker_dir;
+    std::fs::write(d.join("a.log"), "a1\n").unwrap();
+    set_mtime(&d.join("a.log"), 60);
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &tracking), &ctx, || markers(&t).len() == 1).await;
+    assert_eq!(bodies(&ch).await, ["a1"]);
+    assert_eq!(
+        std::fs::metadata(tracker.join("a.log.COMPLETED"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        std::fs::metadata(d.join("a.log"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        "the marker carries the file's time"
+    );
+
+    // Appended to: not read again (its first line would be delivered twice), but
+    // warned about and counted, once.
+    use std::io::Write;
+    let mut f = std::fs::File::options()
+        .append(true)
+        .open(d.join("a.log"))
+        .unwrap();
+    f.write_all(b"a2\n").unwrap();
+    drop(f);
+    set_mtime(&d.join("a.log"), 30);
+    std::fs::write(d.join("b.log"), "b1\n").unwrap();
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let t = tracker.clone();
+    run_until(config(&d, &tracking), &ctx, || markers(&t).len() == 2).await;
+    assert_eq!(bodies(&ch).await, ["b1"]);
+    assert_eq!(ctx.counters.generic_processing_fail(), 1);
+}
+
+#[tokio::test]
+async fn tracker_dir_a_marker_made_meanwhile_is_reported_and_the_file_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let cfg = config(&d, &[("trackingPolicy", "tracker_dir")]);
+    let f = d.join("app.log");
+    std::fs::write(&f, "line\n").unwrap();
+    std::fs::create_dir_all(&cfg.tracker_dir).unwrap();
+    std::fs::write(cfg.tracker_dir.join("app.log.COMPLETED"), "").unwrap();
+    let mut src = SpoolDirSource::new(cfg);
+    let ch = memory();
+    let ctx = context(ch.clone());
+    // Called directly: a listing would have skipped the marked file.
+    assert!(matches!(src.process(&ctx, f.clone()).await, Outcome::Done));
+    assert_eq!(bodies(&ch).await, ["line"]);
+    assert_eq!(ctx.counters.generic_processing_fail(), 1);
+    assert!(f.exists() && src.failed.contains(&f));
+}
