@@ -8,7 +8,8 @@
 #   scripts/services.sh start flume-agent NAME FILE [JAVA_OPTS...]
 #   scripts/services.sh stop [kafka|hdfs|flume-agent|all]
 #   scripts/services.sh status
-#   scripts/services.sh run kafka DIR PORT CONTROLLER_PORT    in the foreground (millrace-testkit)
+#   scripts/services.sh run kafka DIR PORT CONTROLLER_PORT [SASL_SSL_PORT]
+#                                                      in the foreground (millrace-testkit)
 #   scripts/services.sh run hdfs DIR [PORT [keep]]             stops when stdin closes
 #   scripts/services.sh run flume-agent NAME FILE [JAVA_OPTS...]
 #
@@ -93,20 +94,51 @@ free_port() {
   die "no free port found on 127.0.0.1"
 }
 
+# With a fourth argument the broker also listens for SASL_SSL on that port, as
+# `localhost` (the name its certificate holds): SASL PLAIN and SCRAM-SHA-256 for the
+# user `alice` (password `alice-secret`), and DIR/ca.pem is the certificate to trust.
 run_kafka() {
-  local dir=$1 port=$2 cport=$3
+  local dir=$1 port=$2 cport=$3 sport=${4:-}
   require kafka
   need java "install Java 17 (apt-get install openjdk-17-jre-headless) and run this again"
   mkdir -p "$dir"
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  local advertised="PLAINTEXT://127.0.0.1:$port"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  local secure="" scram=()
+  if [ -n "$sport" ]; then
+    if [ ! -f "$dir/broker.p12" ]; then
+      keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 30 \
+        -dname CN=localhost -ext SAN=DNS:localhost,IP:127.0.0.1 \
+        -keystore "$dir/broker.p12" -storetype PKCS12 -storepass broker-secret \
+        -keypass broker-secret >"$dir/keytool.log" 2>&1 ||
+        die "making the broker's certificate failed: $(tail -5 "$dir/keytool.log")"
+      keytool -exportcert -rfc -alias broker -keystore "$dir/broker.p12" \
+        -storepass broker-secret -file "$dir/ca.pem" >>"$dir/keytool.log" 2>&1 ||
+        die "exporting the broker's certificate failed: $(tail -5 "$dir/keytool.log")"
+    fi
+    listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
+    advertised="$advertised,SASL_SSL://localhost:$sport"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+    secure="sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.location=$dir/broker.p12
+ssl.keystore.type=PKCS12
+ssl.keystore.password=broker-secret
+ssl.key.password=broker-secret"
+    scram=(--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]')
+  fi
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
+$secure
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=true
@@ -124,7 +156,7 @@ EOF
   if [ ! -f "$dir/data/meta.properties" ]; then
     local id
     id=$("${java[@]}" kafka.tools.StorageTool random-uuid)
-    "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+    "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 ||
       die "formatting Kafka storage in $dir failed: $(tail -5 "$dir/format.log")"
   fi
   exec "${java[@]}" kafka.Kafka "$dir/server.properties"
@@ -249,7 +281,7 @@ run)
   shift || true
   case "$svc" in
   kafka)
-    [ $# -eq 3 ] || die "usage: run kafka DIR PORT CONTROLLER_PORT"
+    [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: run kafka DIR PORT CONTROLLER_PORT [SASL_SSL_PORT]"
     run_kafka "$@"
     ;;
   hdfs)

@@ -22,9 +22,11 @@ cargo --version
 
 # Debian packages the build and the tests use.
 missing=()
-for tool in curl:curl openssl:openssl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven make:make cc:gcc; do
+for tool in curl:curl openssl:openssl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless mvn:maven make:make cc:gcc pkg-config:pkg-config; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
+# librdkafka is built against the system's OpenSSL (Kafka over TLS and SASL).
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

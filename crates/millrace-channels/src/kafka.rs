@@ -20,7 +20,7 @@
 
 use async_trait::async_trait;
 use millrace_core::{
-    Channel, ChannelCounters, ChannelError, Event, Headers, Props, TakeHandle, TakeTxn,
+    kafka, Channel, ChannelCounters, ChannelError, Event, Headers, Props, TakeHandle, TakeTxn,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -57,11 +57,7 @@ fn pass_through(p: &Props, prefix: &str, into: &mut Vec<(String, String)>) {
     for (key, v) in p.with_prefix(prefix) {
         let value = v.value.trim().to_string();
         let full = format!("{prefix}{key}");
-        if key.starts_with("sasl.")
-            || key.starts_with("ssl.")
-            || (key == "security.protocol" && !value.eq_ignore_ascii_case("PLAINTEXT"))
-        {
-            p.error_at(&full, format!("`{}`: this build of millrace speaks PLAINTEXT to Kafka only; SASL and TLS are not available", p.full_key(&full)));
+        if kafka::is_security_key(&key) {
             continue;
         }
         if key.ends_with(".serializer")
@@ -80,6 +76,7 @@ fn pass_through(p: &Props, prefix: &str, into: &mut Vec<(String, String)>) {
         into.retain(|(k, _)| *k != key);
         into.push((key, value));
     }
+    into.extend(kafka::security_settings(p, prefix));
 }
 
 impl KafkaChannelConfig {
@@ -531,7 +528,7 @@ mod tests {
         assert!(KafkaChannelConfig::from_props(&p).is_none());
         let all: Vec<String> = p.finish().iter().map(|d| d.to_string()).collect();
         let all = all.join("\n");
-        for needle in ["kafka.bootstrap.servers", "Flume 1.6", "PLAINTEXT"] {
+        for needle in ["kafka.bootstrap.servers", "Flume 1.6", "GSSAPI"] {
             assert!(all.contains(needle), "{needle} not in:\n{all}");
         }
     }

@@ -19,6 +19,7 @@ pub mod counters;
 pub mod diag;
 pub mod event;
 pub mod interceptor;
+pub mod kafka;
 pub mod props;
 pub mod selector;
 pub mod sink;

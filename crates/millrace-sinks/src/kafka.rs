@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use millrace_core::counters::{add, inc, SinkCounters};
-use millrace_core::{Event, Props, Sink, SinkError};
+use millrace_core::{kafka, Event, Props, Sink, SinkError};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -113,14 +113,7 @@ impl KafkaSinkConfig {
                 );
                 continue;
             }
-            if key.starts_with("sasl.")
-                || key.starts_with("ssl.")
-                || (key == "security.protocol" && !value.eq_ignore_ascii_case("PLAINTEXT"))
-            {
-                p.error_at(
-                    &format!("kafka.producer.{key}"),
-                    format!("`{}`: this build of millrace speaks PLAINTEXT to Kafka only; SASL and TLS are not available", p.full_key(&format!("kafka.producer.{key}"))),
-                );
+            if kafka::is_security_key(&key) {
                 continue;
             }
             let key = RENAMED
@@ -131,6 +124,7 @@ impl KafkaSinkConfig {
             producer.retain(|(k, _)| *k != key);
             producer.push((key, value));
         }
+        producer.extend(kafka::security_settings(p, "kafka.producer."));
         if let Some(b) = &bootstrap {
             producer.push(("bootstrap.servers".into(), b.clone()));
         }
@@ -407,7 +401,7 @@ mod tests {
         assert!(KafkaSinkConfig::from_props(&p).is_none());
         let all: Vec<String> = p.finish().iter().map(|d| d.to_string()).collect();
         let all = all.join("\n");
-        for needle in ["kafka.bootstrap.servers", "Flume 1.6", "PLAINTEXT"] {
+        for needle in ["kafka.bootstrap.servers", "Flume 1.6", "GSSAPI"] {
             assert!(all.contains(needle), "{needle} not in:\n{all}");
         }
         let p = Props::from_pairs(&[

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use millrace_core::counters::inc;
-use millrace_core::{Event, Headers, Props, Source, SourceContext, SourceError};
+use millrace_core::{kafka, Event, Headers, Props, Source, SourceContext, SourceError};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -114,11 +114,7 @@ impl KafkaSourceConfig {
         ];
         for (key, v) in p.with_prefix("kafka.consumer.") {
             let value = v.value.trim().to_string();
-            if key.starts_with("sasl.")
-                || key.starts_with("ssl.")
-                || (key == "security.protocol" && !value.eq_ignore_ascii_case("PLAINTEXT"))
-            {
-                p.error_at(&format!("kafka.consumer.{key}"), format!("`{}`: this build of millrace speaks PLAINTEXT to Kafka only; SASL and TLS are not available", p.full_key(&format!("kafka.consumer.{key}"))));
+            if kafka::is_security_key(&key) {
                 continue;
             }
             if [
@@ -151,6 +147,7 @@ impl KafkaSourceConfig {
             consumer.push((key, value));
         }
         // Offsets move only when this source commits them.
+        consumer.extend(kafka::security_settings(p, "kafka.consumer."));
         consumer.push(("enable.auto.commit".into(), "false".into()));
         consumer.push(("enable.auto.offset.store".into(), "false".into()));
         if let Some(b) = &bootstrap {

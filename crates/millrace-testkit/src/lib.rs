@@ -101,7 +101,11 @@ pub struct Service {
 }
 
 impl Service {
-    fn spawn(what: &'static str, args: &[&str], dir: tempfile::TempDir) -> Service {
+    fn spawn(
+        what: &'static str,
+        args: &[impl AsRef<std::ffi::OsStr>],
+        dir: tempfile::TempDir,
+    ) -> Service {
         let log = dir.path().join(format!("{what}.log"));
         let out = std::fs::File::create(&log).expect("the service log");
         let err = out.try_clone().expect("the service log");
@@ -221,16 +225,43 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The arguments of `services.sh run` for a broker.
+fn kafka_args(data: &Path, port: u16, cport: u16, secure_port: Option<u16>) -> Vec<String> {
+    let mut args = vec![
+        "kafka".to_string(),
+        data.to_str().expect("a UTF-8 path").to_string(),
+        port.to_string(),
+        cport.to_string(),
+    ];
+    args.extend(secure_port.map(|p| p.to_string()));
+    args
+}
+
 /// A single-node Apache Kafka 4 broker in KRaft mode (broker and controller in one).
 pub struct Kafka {
     service: Service,
     port: u16,
     cport: u16,
+    secure_port: Option<u16>,
 }
+
+/// The user and password the broker of [`Kafka::start_secure`] knows, for SASL PLAIN
+/// and SCRAM-SHA-256.
+pub const KAFKA_USER: (&str, &str) = ("alice", "alice-secret");
 
 impl Kafka {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Kafka {
+        Kafka::start_with(None)
+    }
+
+    /// Starts a broker that also listens for SASL_SSL ([`Kafka::secure_bootstrap`]),
+    /// with a certificate of its own ([`Kafka::ca_pem`]) and the user [`KAFKA_USER`].
+    pub fn start_secure() -> Kafka {
+        Kafka::start_with(Some(free_port()))
+    }
+
+    fn start_with(secure_port: Option<u16>) -> Kafka {
         require("kafka");
         let dir = tempfile::Builder::new()
             .prefix("millrace-kafka-")
@@ -239,24 +270,31 @@ impl Kafka {
         let port = free_port();
         let cport = free_port();
         let data = dir.path().join("broker");
-        let mut service = Service::spawn(
-            "kafka",
-            &[
-                "kafka",
-                data.to_str().expect("a UTF-8 path"),
-                &port.to_string(),
-                &cport.to_string(),
-            ],
-            dir,
-        );
+        let args = kafka_args(&data, port, cport, secure_port);
+        let mut service = Service::spawn("kafka", &args, dir);
         service.wait_ready(START_DEADLINE, |s| {
-            s.log_text().contains("Kafka Server started") && port_open(port)
+            s.log_text().contains("Kafka Server started")
+                && port_open(port)
+                && secure_port.is_none_or(port_open)
         });
         Kafka {
             service,
             port,
             cport,
+            secure_port,
         }
+    }
+
+    /// `localhost:PORT` of the SASL_SSL listener (the name the broker's certificate
+    /// holds), for a broker of [`Kafka::start_secure`].
+    pub fn secure_bootstrap(&self) -> String {
+        let port = self.secure_port.expect("a broker of Kafka::start_secure");
+        format!("localhost:{port}")
+    }
+
+    /// The PEM certificate a client must trust to reach [`Kafka::secure_bootstrap`].
+    pub fn ca_pem(&self) -> PathBuf {
+        self.service.dir().join("broker/ca.pem")
     }
 
     /// Stops the broker (SIGTERM, as an operator would) and starts it again on the
@@ -271,16 +309,8 @@ impl Kafka {
         );
         let data = old.path().join("broker");
         let (port, cport) = (self.port, self.cport);
-        let mut service = Service::spawn(
-            "kafka",
-            &[
-                "kafka",
-                data.to_str().expect("a UTF-8 path"),
-                &port.to_string(),
-                &cport.to_string(),
-            ],
-            old,
-        );
+        let args = kafka_args(&data, port, cport, self.secure_port);
+        let mut service = Service::spawn("kafka", &args, old);
         // The log file is new, so this waits for the new process.
         service.wait_ready(START_DEADLINE, |s| {
             s.log_text().contains("Kafka Server started") && port_open(port)
