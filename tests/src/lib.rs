@@ -95,6 +95,17 @@ impl AgentProcess {
     /// As [`AgentProcess::start`], in working directory `cwd` (for templates whose
     /// paths are relative).
     pub fn start_in(cwd: &Path, name: &str, conf: &Path, extra: &[&str]) -> AgentProcess {
+        Self::start_with_env(cwd, name, conf, extra, &[])
+    }
+
+    /// As [`AgentProcess::start_in`], with environment variables set for the agent.
+    pub fn start_with_env(
+        cwd: &Path,
+        name: &str,
+        conf: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> AgentProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("agent.log");
         let out = std::fs::File::create(&log).expect("log file");
@@ -106,6 +117,7 @@ impl AgentProcess {
             .current_dir(cwd)
             // As a shell would, so that `${env:PWD}` in a template names `cwd`.
             .env("PWD", std::path::absolute(cwd).expect("an absolute cwd"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)

@@ -209,3 +209,83 @@ fn tls_and_deflate_between_two_agents() {
         collector.log_text()
     );
 }
+
+#[test]
+fn tls_without_a_truststore_trusts_the_systems_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certs(dir.path());
+    let (avro, http) = (free_port(), free_port());
+    let out = dir.path().join("out");
+    let collector = dir.path().join("collector.conf");
+    std::fs::write(
+        &collector,
+        format!(
+            "c.sources = r1\nc.channels = ch\nc.sinks = k1\n\
+             c.sources.r1.type = avro\nc.sources.r1.bind = 127.0.0.1\nc.sources.r1.port = {avro}\n\
+             c.sources.r1.ssl = true\nc.sources.r1.sslCertificate = {}\nc.sources.r1.sslKey = {}\n\
+             c.sources.r1.channels = ch\nc.channels.ch.type = memory\n\
+             c.sinks.k1.type = file_roll\nc.sinks.k1.sink.directory = {}\n\
+             c.sinks.k1.sink.rollInterval = 0\nc.sinks.k1.channel = ch\n",
+            cert.display(),
+            key.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    // `ssl = true` and no truststore, as a Flume file that relies on the JVM's CAs.
+    let edge = dir.path().join("edge.conf");
+    std::fs::write(
+        &edge,
+        format!(
+            "e.sources = r1\ne.channels = ch\ne.sinks = k1\n\
+             e.sources.r1.type = http\ne.sources.r1.bind = 127.0.0.1\ne.sources.r1.port = {http}\n\
+             e.sources.r1.channels = ch\ne.channels.ch.type = memory\n\
+             e.sinks.k1.type = avro\ne.sinks.k1.hostname = localhost\ne.sinks.k1.port = {avro}\n\
+             e.sinks.k1.ssl = true\ne.sinks.k1.channel = ch\n"
+        ),
+    )
+    .unwrap();
+    let _collector = AgentProcess::start("c", &collector, &[]);
+    let post = |from: u64| {
+        let batch: Vec<serde_json::Value> = (from..from + 50)
+            .map(|n| serde_json::json!({"headers": {}, "body": format!("secret {n}")}))
+            .collect();
+        let (status, body) =
+            http_post(http, "/", &serde_json::to_vec(&batch).unwrap()).expect("the edge answers");
+        assert_eq!(status, 200, "{body}");
+    };
+
+    // The system's CAs do not include the test CA: the collector is not trusted.
+    let mut untrusting = AgentProcess::start("e", &edge, &[]);
+    wait_for(Duration::from_secs(30), "both agents listening", || {
+        port_open(avro) && port_open(http)
+    });
+    post(0);
+    wait_for(
+        Duration::from_secs(30),
+        "the refused certificate in the log",
+        || untrusting.log_text().contains("UnknownIssuer"),
+    );
+    assert!(read_lines(&out).is_empty());
+    // Its memory channel holds the 50 events it cannot deliver; they are not needed.
+    untrusting.signal(libc::SIGKILL);
+    let _ = untrusting.child.wait();
+
+    // With the test CA as the system's bundle (SSL_CERT_FILE, as OpenSSL reads it).
+    let edge = AgentProcess::start_with_env(
+        Path::new("."),
+        "e",
+        &edge,
+        &[],
+        &[("SSL_CERT_FILE", ca.as_path())],
+    );
+    wait_for(Duration::from_secs(30), "the edge listening", || {
+        port_open(http)
+    });
+    post(100);
+    wait_for(Duration::from_secs(30), "50 events over TLS", || {
+        read_lines(&out).len() >= 50
+    });
+    let expected: Vec<String> = (100..150).map(|n| format!("secret {n}")).collect();
+    assert_eq!(read_lines(&out), expected, "edge:\n{}", edge.log_text());
+}

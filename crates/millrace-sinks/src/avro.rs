@@ -26,8 +26,8 @@ pub struct AvroSinkConfig {
     pub options: ClientOptions,
     /// `reset-connection-interval` (seconds, default 0 = never).
     pub reset_interval: Option<Duration>,
-    /// `ssl` with `truststore` (a PEM file of trusted certificates; the system's
-    /// roots are not consulted).
+    /// `ssl` with `truststore` (a PEM file of trusted certificates), or without it the
+    /// system's CA certificates, as Flume falls back to the JVM's.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -53,16 +53,13 @@ impl AvroSinkConfig {
             if p.bool("trust-all-certs", false) {
                 p.error_at("trust-all-certs", format!("`{}`: millrace always verifies the server; give its certificate (or its CA's) as a PEM `truststore`", p.full_key("trust-all-certs")));
             }
-            if let Some(path) = p.required(
-                "truststore",
-                "set a PEM file with the certificate of the avro source (or of its CA)",
-            ) {
-                match client_tls(std::path::Path::new(&path)) {
-                    Ok(c) => tls = Some(Arc::new(c)),
-                    Err(e) => {
-                        p.error_at("truststore", format!("`{}`: {e}", p.full_key("truststore")))
-                    }
-                }
+            let roots = match p.get("truststore") {
+                Some(path) => pem_roots(std::path::Path::new(&path)),
+                None => system_roots(),
+            };
+            match roots.and_then(client_tls) {
+                Ok(c) => tls = Some(Arc::new(c)),
+                Err(e) => p.error_at("truststore", format!("`{}`: {e}", p.full_key("truststore"))),
             }
         }
         // Read by Java's TLS stack and Netty; rustls and tokio do without them.
@@ -91,7 +88,8 @@ impl AvroSinkConfig {
     }
 }
 
-fn client_tls(path: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+/// The certificates of a PEM file, to trust.
+fn pem_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
     let f =
         std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut roots = rustls::RootCertStore::empty();
@@ -107,6 +105,29 @@ fn client_tls(path: &std::path::Path) -> Result<rustls::ClientConfig, String> {
             path.display()
         ));
     }
+    Ok(roots)
+}
+
+/// The system's CA certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else
+/// the distribution's bundle), which a Java agent's default truststore mirrors.
+fn system_roots() -> Result<rustls::RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "not set, and no CA certificates were found on this system{why}; set it to a PEM file with the certificate of the avro source (or of its CA), or install the system's CA certificates (ca-certificates)"
+        ));
+    }
+    Ok(roots)
+}
+
+fn client_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())
