@@ -63,7 +63,9 @@ pub struct SpoolDirConfig {
     pub basename_header: Option<String>,
     /// `includePattern` (default `^.*$`): file names to read.
     pub include: Regex,
-    /// `ignorePattern` (default `^$`): file names to skip; wins over includePattern.
+    /// `ignorePattern` (default `^$`): file names to skip, and with `recursive` the
+    /// names of subdirectories not to enter; wins over includePattern. Both patterns
+    /// match whole names.
     pub ignore: Regex,
     /// `trackerDir` (default `.flumespool`, relative to spoolDir): where the reading
     /// position is kept.
@@ -102,12 +104,15 @@ impl SpoolDirConfig {
             "tracker_dir" => TrackingPolicy::TrackerDir,
             _ => TrackingPolicy::Rename,
         };
-        let include = p
-            .optional("includePattern", "^.*$")
-            .and_then(|_| p.regex("includePattern"));
-        let ignore = p
-            .optional("ignorePattern", "^$")
-            .and_then(|_| p.regex("ignorePattern"));
+        // Flume matches a whole name (`Matcher.matches`): `.*\.log` takes `a.log` and not
+        // `a.log.1`.
+        let whole = |key: &str, default: &str| {
+            p.optional(key, default)
+                .and_then(|_| p.regex(key))
+                .and_then(|r| Regex::new(&format!("^(?:{})$", r.as_str())).ok())
+        };
+        let include = whole("includePattern", "^.*$");
+        let ignore = whole("ignorePattern", "^$");
         let tracker = p.string("trackerDir", ".flumespool");
         let consume_order =
             match p.choice("consumeOrder", "oldest", &["oldest", "youngest", "random"]) {

@@ -527,7 +527,8 @@ fn pick(cfg: &SpoolDirConfig, failed: &HashSet<PathBuf>) -> std::io::Result<Pick
             }
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
-                if cfg.recursive {
+                // As Flume: a subdirectory whose name ignorePattern matches is not entered.
+                if cfg.recursive && !cfg.ignore.is_match(&name) {
                     dirs.push(path);
                 }
                 continue;

@@ -550,3 +550,44 @@ async fn tracker_dir_a_marker_made_meanwhile_is_reported_and_the_file_left() {
     assert_eq!(ctx.counters.generic_processing_fail(), 1);
     assert!(f.exists() && src.failed.contains(&f));
 }
+
+#[tokio::test]
+async fn patterns_match_whole_names_and_ignored_subdirectories_are_not_entered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::fs::create_dir_all(d.join("archive")).unwrap();
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    let files = [
+        ("a.log", 40),
+        ("a.log.1", 35),
+        ("skipme.log", 30),
+        ("keep_skip.log", 25),
+        ("archive/old.log", 20),
+        ("sub/new.log", 15),
+        ("sub/archive.log", 10),
+    ];
+    for (f, age) in files {
+        std::fs::write(d.join(f), format!("{f}\n")).unwrap();
+        set_mtime(&d.join(f), age);
+    }
+    let props = [
+        ("includePattern", r".*\.log"),
+        ("ignorePattern", "archive|skip.*"),
+        ("recursiveDirectorySearch", "true"),
+    ];
+    let read = ["a.log", "keep_skip.log", "sub/new.log", "sub/archive.log"];
+    let ch = memory();
+    let ctx = context(ch.clone());
+    let completed = |f: &str| d.join(format!("{f}.COMPLETED")).exists();
+    run_until(config(&d, &props), &ctx, || {
+        read.iter().all(|f| completed(f))
+    })
+    .await;
+    // As Flume's Matcher.matches: `.*\.log` is not found inside `a.log.1`, `skip.*`
+    // does not match `keep_skip.log`, and `archive` names the directory, not
+    // `archive.log`.
+    assert_eq!(bodies(&ch).await, read);
+    for f in ["a.log.1", "skipme.log", "archive/old.log"] {
+        assert!(d.join(f).exists() && !completed(f), "{f} was read");
+    }
+}
