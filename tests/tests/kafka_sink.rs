@@ -127,6 +127,60 @@ fn events_reach_kafka_with_keys_partitions_topics_and_flume_format() {
 }
 
 #[test]
+fn mapped_event_headers_become_kafka_record_headers() {
+    let kafka = Kafka::start();
+    create_topics(&kafka, &[("tagged", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let conf = agent_conf(
+        dir.path(),
+        http,
+        &format!(
+            "a1.sinks.k1.kafka.bootstrap.servers = {}\na1.sinks.k1.kafka.topic = tagged\n\
+             a1.sinks.k1.header.trace = trace-id\na1.sinks.k1.header.host = origin-host\n",
+            kafka.bootstrap()
+        ),
+    );
+    let agent = AgentProcess::start("a1", &conf, &[]);
+    wait_for(Duration::from_secs(30), "the http source", || {
+        port_open(http)
+    });
+    // Every event has an unmapped header; every 2nd lacks `host`, every 5th has
+    // neither mapped header.
+    const N: u64 = 300;
+    let sent: Vec<serde_json::Value> = (0..N)
+        .map(|n| {
+            let mut h = serde_json::json!({"secret": "s"});
+            if !n.is_multiple_of(5) {
+                h["trace"] = format!("t-{n}").into();
+            }
+            if n % 2 == 1 {
+                h["host"] = "größe-1".into();
+            }
+            serde_json::json!({"headers": h, "body": n.to_string()})
+        })
+        .collect();
+    post(http, &sent);
+    let got = consume(&kafka, "tagged", N as usize);
+    for r in &got {
+        let n = number(r);
+        let mut want = Vec::new();
+        if n % 2 == 1 {
+            want.push((
+                "origin-host".to_string(),
+                Some("größe-1".as_bytes().to_vec()),
+            ));
+        }
+        if !n.is_multiple_of(5) {
+            want.push(("trace-id".to_string(), Some(format!("t-{n}").into_bytes())));
+        }
+        let mut have = r.headers.clone();
+        have.sort();
+        assert_eq!(have, want, "record {n}: {}", agent.log_text());
+    }
+}
+
+#[test]
 fn a_broker_outage_loses_nothing() {
     let mut kafka = Kafka::start();
     create_topics(&kafka, &[("outage", 1)]);

@@ -4,12 +4,17 @@
 //! only when the broker acknowledged each of them at the configured `acks`; if any
 //! fails, the whole take rolls back (`RollbackCount`) and is sent again, so delivery
 //! is at least once, never at most once.
+//!
+//! `header.NAME = KAFKA_NAME` copies the event header NAME, when present, to a Kafka
+//! record header KAFKA_NAME, as Flume 1.11 does; without such lines no record
+//! headers are built.
 
 use async_trait::async_trait;
 use millrace_core::counters::{add, inc, SinkCounters};
 use millrace_core::{kafka, Event, Props, Sink, SinkError};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,6 +56,10 @@ pub struct KafkaSinkConfig {
     pub partition_header: Option<String>,
     /// `timestampHeader`: a header holding epoch ms to set as the record's timestamp.
     pub timestamp_header: Option<String>,
+    /// `header.NAME = KAFKA_NAME` lines as `(NAME, KAFKA_NAME)`: each event header
+    /// NAME the event has becomes a Kafka record header KAFKA_NAME holding the
+    /// value's UTF-8 bytes. Empty (the default): records carry no headers.
+    pub header_map: Vec<(String, String)>,
     /// librdkafka settings from `kafka.producer.*` (after renames), plus the
     /// bootstrap servers.
     pub producer: Vec<(String, String)>,
@@ -82,11 +91,12 @@ impl KafkaSinkConfig {
         // Read whether or not it is used, as Flume reads it.
         let topic_header = p.bool("allowTopicOverride", true);
         let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
-        // As the Kafka source refuses it: the mapping is not implemented.
-        p.refuse_prefix(
-            "header.",
-            "mapping event headers to Kafka record headers is not supported; remove the `header.*` lines (with useFlumeEventFormat = true, event headers travel inside the record)",
-        );
+        // Flume's `getSubProperties("header.")`: event header name -> record header name.
+        let header_map: Vec<(String, String)> = p
+            .with_prefix("header.")
+            .into_iter()
+            .map(|(flume, v)| (flume, v.value.trim().to_string()))
+            .collect();
         let default_partition = p
             .get("defaultPartitionId")
             .map(|_| p.u64_in("defaultPartitionId", 0, 0, i32::MAX as u64) as i32);
@@ -146,6 +156,7 @@ impl KafkaSinkConfig {
             default_partition,
             partition_header,
             timestamp_header,
+            header_map,
             producer,
         })
     }
@@ -183,6 +194,8 @@ struct Prepared {
     key: Option<String>,
     partition: Option<i32>,
     timestamp: Option<i64>,
+    /// The record headers from `header.*`; `None` when no mapped header is present.
+    headers: Option<OwnedHeaders>,
     payload: Vec<u8>,
 }
 
@@ -205,6 +218,7 @@ fn prepare(cfg: &KafkaSinkConfig, e: &Event) -> Prepared {
         .as_deref()
         .and_then(|h| e.headers.get(h))
         .and_then(|v| v.trim().parse().ok());
+    let headers = record_headers(&cfg.header_map, e);
     let payload = if cfg.flume_format {
         let mut out = Vec::with_capacity(e.body.len() + 64);
         millrace_avro::protocol::encode_event(&mut out, e);
@@ -217,8 +231,26 @@ fn prepare(cfg: &KafkaSinkConfig, e: &Event) -> Prepared {
         key: e.headers.get("key").cloned(),
         partition,
         timestamp,
+        headers,
         payload,
     }
+}
+
+/// The Kafka record headers for `e` under `header.*`, as Flume's sink builds them:
+/// one per mapping whose event header is present, none at all when none is (so the
+/// common case, no `header.*` lines, allocates nothing).
+fn record_headers(map: &[(String, String)], e: &Event) -> Option<OwnedHeaders> {
+    let mut out: Option<OwnedHeaders> = None;
+    for (flume, kafka) in map {
+        if let Some(v) = e.headers.get(flume) {
+            let h = out.unwrap_or_else(|| OwnedHeaders::new_with_capacity(map.len()));
+            out = Some(h.insert(Header {
+                key: kafka,
+                value: Some(v.as_bytes()),
+            }));
+        }
+    }
+    out
 }
 
 /// Waits for one record's acknowledgement; the error names the record's topic and
@@ -279,25 +311,31 @@ impl Sink for KafkaSink {
         let mut pending: VecDeque<(DeliveryFuture, String)> = VecDeque::with_capacity(batch.len());
         let mut failure = None;
         'events: for e in batch {
-            let p = prepare(&self.cfg, e);
+            let mut p = prepare(&self.cfg, e);
+            let headers = p.headers.take();
+            let mut record = FutureRecord::to(&p.topic).payload(&p.payload);
+            if let Some(k) = &p.key {
+                record = record.key(k);
+            }
+            if let Some(part) = p.partition {
+                record = record.partition(part);
+            }
+            if let Some(ts) = p.timestamp {
+                record = record.timestamp(ts);
+            }
+            if let Some(h) = headers {
+                record = record.headers(h);
+            }
             loop {
-                let mut record = FutureRecord::to(&p.topic).payload(&p.payload);
-                if let Some(k) = &p.key {
-                    record = record.key(k);
-                }
-                if let Some(part) = p.partition {
-                    record = record.partition(part);
-                }
-                if let Some(ts) = p.timestamp {
-                    record = record.timestamp(ts);
-                }
                 match producer.send_result(record) {
                     Ok(f) => {
                         pending.push_back((f, describe(&p)));
                         break;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // The local queue is full: wait for the oldest record first.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: wait for the oldest record first,
+                        // then send the same record again.
+                        record = back;
                         match pending.pop_front() {
                             Some(f) => {
                                 if let Err(err) = acknowledged(f).await {
@@ -441,5 +479,50 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn header_lines_map_present_event_headers_to_record_headers() {
+        use rdkafka::message::Headers;
+        let p = Props::from_pairs(&[
+            ("kafka.bootstrap.servers", "127.0.0.1:9092"),
+            ("header.trace", "trace-id"),
+            ("header.host", " origin-host "),
+            ("header.absent", "never"),
+        ]);
+        let c = KafkaSinkConfig::from_props(&p).expect("valid");
+        assert!(p.finish().is_empty(), "header.* is known: {:?}", p.finish());
+        assert_eq!(
+            c.header_map,
+            [
+                ("absent".to_string(), "never".to_string()),
+                ("host".into(), "origin-host".into()),
+                ("trace".into(), "trace-id".into()),
+            ]
+        );
+        let e = Event::from_body("b")
+            .with_header("trace", "7f3a")
+            .with_header("host", "größe-1")
+            .with_header("unmapped", "x");
+        let h = prepare(&c, &e).headers.expect("record headers");
+        let got: Vec<(&str, Option<&[u8]>)> = h.iter().map(|h| (h.key, h.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("origin-host", Some("größe-1".as_bytes())),
+                ("trace-id", Some(&b"7f3a"[..])),
+            ]
+        );
+        // None of the mapped headers present: no record headers at all, as in Flume.
+        assert!(
+            prepare(&c, &Event::from_body("b").with_header("unmapped", "x"))
+                .headers
+                .is_none()
+        );
+        // Without header.* lines nothing is built.
+        let p = Props::from_pairs(&[("kafka.bootstrap.servers", "127.0.0.1:9092")]);
+        let c = KafkaSinkConfig::from_props(&p).unwrap();
+        assert!(c.header_map.is_empty());
+        assert!(prepare(&c, &e).headers.is_none());
     }
 }

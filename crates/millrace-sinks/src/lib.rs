@@ -150,8 +150,9 @@ mod tests {
                 ],
             );
             assert!(d.is_empty(), "{d:?}");
+            // Flume 1.11's header mapping is read, not refused.
             let d = problems(sink, &[kafka[0], kafka[1], ("header.trace", "trace-id")]);
-            assert!(d.iter().any(|m| m.contains("is not supported")), "{d:?}");
+            assert!(d.is_empty(), "{d:?}");
         }
     }
 }

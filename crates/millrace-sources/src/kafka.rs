@@ -3,6 +3,9 @@
 //! Records are gathered into a batch (`batchSize` records or `batchDurationMillis`,
 //! whichever comes first), put into the channels, and only then are their offsets
 //! committed: a crash between the two replays the batch, it never loses it.
+//!
+//! `header.NAME = KAFKA_NAME` copies the Kafka record header KAFKA_NAME to the event
+//! header NAME, as Flume 1.11 does; without such lines record headers are not read.
 
 use async_trait::async_trait;
 use millrace_core::counters::inc;
@@ -33,6 +36,11 @@ pub struct KafkaSourceConfig {
     pub flume_format: bool,
     /// `setTopicHeader` (default true) with `topicHeader` (default `topic`).
     pub topic_header: Option<String>,
+    /// `header.NAME = KAFKA_NAME` lines as `(NAME, KAFKA_NAME)`: the value of the
+    /// record header KAFKA_NAME (the last one, if repeated) becomes the event header
+    /// NAME, decoded as UTF-8 with invalid bytes replaced. Empty (the default): record
+    /// headers are not read.
+    pub header_map: Vec<(String, String)>,
     /// librdkafka consumer settings: `kafka.consumer.*`, the group id, and what
     /// at-least-once delivery needs.
     pub consumer: Vec<(String, String)>,
@@ -101,12 +109,12 @@ impl KafkaSourceConfig {
         // Read whether or not it is used, as Flume reads it.
         let topic_header = p.bool("setTopicHeader", true);
         let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
-        // Flume 1.11 copies Kafka record headers to event headers under `header.NAME`;
-        // not implemented here, so refused rather than dropped.
-        p.refuse_prefix(
-            "header.",
-            "mapping Kafka record headers to event headers is not supported; remove the `header.*` lines (with useFlumeEventFormat = true, event headers travel inside the record)",
-        );
+        // Flume's `getSubProperties("header.")`: event header name -> record header name.
+        let header_map: Vec<(String, String)> = p
+            .with_prefix("header.")
+            .into_iter()
+            .map(|(flume, v)| (flume, v.value.trim().to_string()))
+            .collect();
 
         let mut consumer: Vec<(String, String)> = vec![
             ("group.id".into(), "flume".into()),
@@ -171,6 +179,7 @@ impl KafkaSourceConfig {
             max_backoff,
             flume_format,
             topic_header,
+            header_map,
             consumer,
         })
     }
@@ -196,10 +205,7 @@ impl KafkaSource {
 
 /// One record as an event with Flume's headers. A record that is not an
 /// `AvroFlumeEvent` under `useFlumeEventFormat` is an error the caller counts.
-fn to_event(
-    cfg: &KafkaSourceConfig,
-    m: &rdkafka::message::BorrowedMessage<'_>,
-) -> Result<Event, String> {
+fn to_event(cfg: &KafkaSourceConfig, m: &impl Message) -> Result<Event, String> {
     let payload = m.payload().unwrap_or_default();
     let mut event = if cfg.flume_format {
         millrace_avro::protocol::decode_event(&mut millrace_avro::codec::Reader::new(payload))
@@ -214,6 +220,14 @@ fn to_event(
         .unwrap_or_else(|| millrace_core::counters::now_millis() as i64);
     h.entry("timestamp".into())
         .or_insert_with(|| now.to_string());
+    // Flume's order: the mapped record headers overwrite the Avro headers and the
+    // timestamp, and come before topic, partition and offset, which are set only
+    // when absent.
+    if !cfg.header_map.is_empty() {
+        if let Some(kh) = m.headers() {
+            copy_record_headers(&cfg.header_map, kh, h);
+        }
+    }
     if let Some(th) = &cfg.topic_header {
         h.entry(th.clone()).or_insert_with(|| m.topic().to_string());
     }
@@ -225,6 +239,26 @@ fn to_event(
         h.insert("key".into(), String::from_utf8_lossy(k).into_owned());
     }
     Ok(event)
+}
+
+/// Sets the event header NAME of each `(NAME, KAFKA_NAME)` to the value of the last
+/// record header KAFKA_NAME. A record header without a value is skipped (Flume's
+/// source fails on one); invalid UTF-8 is replaced, as Java's `new String` does.
+fn copy_record_headers(
+    map: &[(String, String)],
+    record: &impl rdkafka::message::Headers,
+    h: &mut Headers,
+) {
+    for (flume, kafka) in map {
+        let last = record
+            .iter()
+            .filter(|rh| rh.key == kafka)
+            .filter_map(|rh| rh.value)
+            .last();
+        if let Some(v) = last {
+            h.insert(flume.clone(), String::from_utf8_lossy(v).into_owned());
+        }
+    }
 }
 
 #[async_trait]
@@ -358,5 +392,66 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} not in:\n{all}");
         }
+    }
+
+    #[test]
+    fn header_lines_copy_record_headers_in_flumes_order() {
+        use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+        let p = Props::from_pairs(&[
+            ("kafka.bootstrap.servers", "127.0.0.1:9092"),
+            ("kafka.topics", "in"),
+            ("header.trace", " trace-id "),
+            ("header.timestamp", "sent-at"),
+            ("header.topic", "origin"),
+            ("header.host", "origin-host"),
+        ]);
+        let c = KafkaSourceConfig::from_props(&p).expect("valid");
+        assert!(p.finish().is_empty(), "header.* is known: {:?}", p.finish());
+        assert_eq!(c.header_map.len(), 4);
+        assert!(c.header_map.contains(&("trace".into(), "trace-id".into())));
+
+        let add =
+            |h: OwnedHeaders, k: &str, v: Option<&[u8]>| h.insert(Header { key: k, value: v });
+        let kh = OwnedHeaders::new();
+        let kh = add(kh, "trace-id", Some(b"first"));
+        let kh = add(kh, "trace-id", Some(b"last"));
+        let kh = add(kh, "sent-at", Some(b"1700000000000"));
+        let kh = add(kh, "origin", Some(b"caf\xe9"));
+        let kh = add(kh, "origin-host", None);
+        let kh = add(kh, "unmapped", Some(b"x"));
+        let m = OwnedMessage::new(
+            Some(b"body".to_vec()),
+            Some(b"k1".to_vec()),
+            "in".into(),
+            Timestamp::CreateTime(1_600_000_000_000),
+            3,
+            42,
+            Some(kh),
+        );
+        let e = to_event(&c, &m).unwrap();
+        let h = |k: &str| e.headers.get(k).map(String::as_str);
+        // The last of repeated record headers wins.
+        assert_eq!(h("trace"), Some("last"));
+        // Mapped headers come after the timestamp (overwriting it) and before the
+        // topic (which is then left as mapped), as in Flume.
+        assert_eq!(h("timestamp"), Some("1700000000000"));
+        assert_eq!(h("topic"), Some("caf\u{fffd}"));
+        // A record header without a value is skipped; unmapped ones are not copied.
+        assert_eq!(h("host"), None);
+        assert_eq!(h("unmapped"), None);
+        assert_eq!(
+            (h("partition"), h("offset"), h("key")),
+            (Some("3"), Some("42"), Some("k1"))
+        );
+
+        // Without header.* lines, record headers are not read.
+        let p = Props::from_pairs(&[
+            ("kafka.bootstrap.servers", "127.0.0.1:9092"),
+            ("kafka.topics", "in"),
+        ]);
+        let c = KafkaSourceConfig::from_props(&p).unwrap();
+        let e = to_event(&c, &m).unwrap();
+        assert_eq!(e.headers.get("topic").map(String::as_str), Some("in"));
+        assert_eq!(e.headers.get("trace"), None);
     }
 }

@@ -5,6 +5,7 @@ use millrace_testkit::Kafka;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use std::time::Duration;
 
@@ -40,6 +41,19 @@ pub struct Record {
     pub partition: i32,
     pub key: Option<String>,
     pub payload: Vec<u8>,
+    /// The record headers in order, values as sent (`None` for a header without one).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    /// The value of the last record header `key`, as text.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into_owned())
+    }
 }
 
 /// Reads `topic` from the beginning until `done` holds for what arrived (or the
@@ -65,6 +79,14 @@ pub fn consume_until(
                 partition: m.partition(),
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 payload: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
         }
         done(&got)
