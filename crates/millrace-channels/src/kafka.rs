@@ -19,8 +19,9 @@
 //! agent that reads from Kafka), as Flume's can.
 
 use async_trait::async_trait;
+use millrace_core::kafka::{self, KafkaLog};
 use millrace_core::{
-    kafka, Channel, ChannelCounters, ChannelError, Event, Headers, Props, TakeHandle, TakeTxn,
+    Channel, ChannelCounters, ChannelError, Event, Headers, Props, TakeHandle, TakeTxn,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -192,10 +193,10 @@ struct Taken {
 }
 
 struct Clients {
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaLog>,
     /// Made by the first take: an agent that only puts (no sink) must not join the
     /// consumer group, or the group would assign it partitions it never reads.
-    consumer: tokio::sync::OnceCell<Arc<StreamConsumer>>,
+    consumer: tokio::sync::OnceCell<Arc<StreamConsumer<KafkaLog>>>,
 }
 
 pub struct KafkaChannel {
@@ -248,7 +249,7 @@ impl KafkaChannel {
 }
 
 struct KafkaTake {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<KafkaLog>>,
     topic: String,
     positions: Vec<(i32, i64)>,
     skipped: Vec<(i32, i64)>,
@@ -305,8 +306,8 @@ impl Channel for KafkaChannel {
         if self.clients.get().is_some() {
             return Ok(());
         }
-        let producer: FutureProducer = config(&self.cfg.producer)
-            .create()
+        let producer: FutureProducer<KafkaLog> = config(&self.cfg.producer)
+            .create_with_context(KafkaLog::new("channel", &self.name))
             .map_err(|e| self.failed(format!("cannot create the Kafka producer: {e}")))?;
         tracing::info!(channel = %self.name, bootstrap = %self.cfg.bootstrap, topic = %self.cfg.topic, "Kafka channel open");
         let _ = self.clients.set(Clients {
@@ -409,8 +410,8 @@ impl Channel for KafkaChannel {
         let consumer = clients
             .consumer
             .get_or_try_init(|| async {
-                let c: StreamConsumer = config(&self.cfg.consumer)
-                    .create()
+                let c: StreamConsumer<KafkaLog> = config(&self.cfg.consumer)
+                    .create_with_context(KafkaLog::new("channel", &self.name))
                     .map_err(|e| self.failed(format!("cannot create the Kafka consumer: {e}")))?;
                 c.subscribe(&[&self.cfg.topic]).map_err(|e| {
                     self.failed(format!("cannot subscribe to {}: {e}", self.cfg.topic))

@@ -277,6 +277,67 @@ pub fn security_settings(p: &Props, prefix: &str) -> Vec<(String, String)> {
     out
 }
 
+/// librdkafka's log lines and error reports for one Kafka component, into the agent's
+/// log under that component's name. librdkafka reports a failed connection both as a
+/// log line and as an error event, and some errors twice; a report that repeats the
+/// one just logged (within a second) is left out.
+#[cfg(feature = "rdkafka")]
+pub struct KafkaLog {
+    component: String,
+    last: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+#[cfg(feature = "rdkafka")]
+impl KafkaLog {
+    /// For the component `kind name`, e.g. `KafkaLog::new("sink", "k1")`.
+    pub fn new(kind: &str, name: &str) -> KafkaLog {
+        KafkaLog {
+            component: format!("{kind} {name}"),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether `text` is news: not the end of what was logged within the last second.
+    fn fresh(&self, text: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let repeat = last.as_ref().is_some_and(|(prev, at)| {
+            now.duration_since(*at) < std::time::Duration::from_secs(1) && prev.ends_with(text)
+        });
+        if !repeat {
+            *last = Some((text.to_string(), now));
+        }
+        !repeat
+    }
+}
+
+#[cfg(feature = "rdkafka")]
+impl rdkafka::ClientContext for KafkaLog {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let c = &self.component;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                if self.fresh(message) {
+                    tracing::error!(component = %c, "Kafka {fac}: {message}");
+                }
+            }
+            L::Warning => tracing::warn!(component = %c, "Kafka {fac}: {message}"),
+            L::Notice | L::Info => tracing::info!(component = %c, "Kafka {fac}: {message}"),
+            L::Debug => tracing::debug!(component = %c, "Kafka {fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if self.fresh(reason) {
+            tracing::error!(component = %self.component, "Kafka: {error}: {reason}");
+        }
+    }
+}
+
+#[cfg(feature = "rdkafka")]
+impl rdkafka::consumer::ConsumerContext for KafkaLog {}
+
 #[derive(Debug, PartialEq, Eq)]
 enum StoreKind {
     Pem,
@@ -515,6 +576,19 @@ mod tests {
         ]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("Kerberos is not available"));
+    }
+
+    #[cfg(feature = "rdkafka")]
+    #[test]
+    fn a_report_repeating_the_last_line_is_left_out() {
+        let log = KafkaLog::new("sink", "k1");
+        assert!(log.fresh("[thrd:b/1]: b/1: SASL authentication error: bad password"));
+        // The error event of the same failure, and its second copy.
+        assert!(!log.fresh("b/1: SASL authentication error: bad password"));
+        assert!(!log.fresh("b/1: SASL authentication error: bad password"));
+        assert!(log.fresh("1/1 brokers are down"));
+        assert!(!log.fresh("1/1 brokers are down"));
+        assert!(log.fresh("b/1: SASL authentication error: bad password"));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 
 use async_trait::async_trait;
 use millrace_core::counters::{add, inc, SinkCounters};
-use millrace_core::{kafka, Event, Props, Sink, SinkError};
+use millrace_core::kafka::{self, KafkaLog};
+use millrace_core::{Event, Props, Sink, SinkError};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -174,7 +175,7 @@ pub struct KafkaSink {
     name: String,
     cfg: KafkaSinkConfig,
     counters: Arc<SinkCounters>,
-    producer: Option<FutureProducer>,
+    producer: Option<FutureProducer<KafkaLog>>,
 }
 
 impl KafkaSink {
@@ -274,8 +275,8 @@ fn describe(p: &Prepared) -> String {
 #[async_trait]
 impl Sink for KafkaSink {
     async fn start(&mut self) -> Result<(), SinkError> {
-        let producer: FutureProducer = client_config(&self.cfg.producer)
-            .create()
+        let producer: FutureProducer<KafkaLog> = client_config(&self.cfg.producer)
+            .create_with_context(KafkaLog::new("sink", &self.name))
             .map_err(|e| SinkError::Delivery(format!("cannot create the Kafka producer: {e}")))?;
         // Ask for metadata once, so that an unreachable bootstrap list is reported
         // by name at start instead of as a delivery timeout later.

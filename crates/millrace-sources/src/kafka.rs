@@ -9,7 +9,8 @@
 
 use async_trait::async_trait;
 use millrace_core::counters::inc;
-use millrace_core::{kafka, Event, Headers, Props, Source, SourceContext, SourceError};
+use millrace_core::kafka::{self, KafkaLog};
+use millrace_core::{Event, Headers, Props, Source, SourceContext, SourceError};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -264,10 +265,13 @@ fn copy_record_headers(
 #[async_trait]
 impl Source for KafkaSource {
     async fn run(&mut self, ctx: &SourceContext) -> Result<(), SourceError> {
-        let consumer: Arc<StreamConsumer> =
-            Arc::new(client_config(&self.cfg.consumer).create().map_err(|e| {
-                SourceError::Failed(format!("cannot create the Kafka consumer: {e}"))
-            })?);
+        let consumer: Arc<StreamConsumer<KafkaLog>> = Arc::new(
+            client_config(&self.cfg.consumer)
+                .create_with_context(KafkaLog::new("source", &ctx.name))
+                .map_err(|e| {
+                    SourceError::Failed(format!("cannot create the Kafka consumer: {e}"))
+                })?,
+        );
         let topics: Vec<&str> = self.cfg.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
