@@ -1,13 +1,14 @@
 //! Kafka over SASL_SSL through the agent binary, against the real broker's SASL_SSL
 //! listener (millrace-testkit's `Kafka::start_secure`), set up as a Flume file sets it
 //! up: `security.protocol`, `sasl.mechanism`, a JAAS line and a PEM truststore under
-//! `kafka.producer.*` and `kafka.consumer.*`.
+//! `kafka.producer.*` and `kafka.consumer.*`. The same lines also work in Apache
+//! Flume 1.11 (its kafka-clients 2.7.2 reads PEM truststores).
 
 mod common;
 
 use common::kafka::*;
 use millrace_e2e::*;
-use millrace_testkit::{port_open, Kafka, KAFKA_USER};
+use millrace_testkit::{port_open, FlumeAgent, Kafka, KAFKA_USER};
 use std::path::Path;
 use std::time::Duration;
 
@@ -140,6 +141,76 @@ fn a_wrong_password_is_logged_and_the_held_events_go_out_once_it_is_fixed() {
     numbers.sort_unstable();
     assert_eq!(numbers, (0..100).collect::<Vec<_>>());
     assert!(agent.terminate(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn java_flume_and_millrace_share_the_same_sasl_ssl_lines() {
+    let kafka = Kafka::start_secure();
+    create_topics(&kafka, &[("shared", 1)]);
+    // One set of lines for both agents; only the component prefix differs.
+    let lines = |prefix: &str| secure(&kafka, prefix, "SCRAM-SHA-256", KAFKA_USER.1);
+    let http = free_port();
+    let mut java = FlumeAgent::start(
+        "j1",
+        &format!(
+            "j1.sources = web\nj1.channels = c1\nj1.sinks = out\n\
+             j1.sources.web.type = http\nj1.sources.web.bind = 127.0.0.1\n\
+             j1.sources.web.port = {http}\nj1.sources.web.channels = c1\n\
+             j1.channels.c1.type = memory\nj1.channels.c1.capacity = 10000\n\
+             j1.channels.c1.transactionCapacity = 1000\n\
+             j1.sinks.out.type = org.apache.flume.sink.kafka.KafkaSink\n\
+             j1.sinks.out.channel = c1\nj1.sinks.out.flumeBatchSize = 100\n\
+             j1.sinks.out.kafka.bootstrap.servers = {}\nj1.sinks.out.kafka.topic = shared\n{}",
+            kafka.secure_bootstrap(),
+            lines("j1.sinks.out.kafka.producer")
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "a1.sources = in\na1.channels = c1\na1.sinks = roll\n\
+             a1.sources.in.type = org.apache.flume.source.kafka.KafkaSource\n\
+             a1.sources.in.channels = c1\n\
+             a1.sources.in.kafka.bootstrap.servers = {}\na1.sources.in.kafka.topics = shared\n\
+             a1.sources.in.kafka.consumer.auto.offset.reset = earliest\n\
+             a1.sources.in.batchSize = 100\na1.sources.in.batchDurationMillis = 200\n{}\
+             a1.channels.c1.type = memory\n\
+             a1.sinks.roll.type = file_roll\na1.sinks.roll.channel = c1\n\
+             a1.sinks.roll.sink.directory = {}\na1.sinks.roll.sink.rollInterval = 0\n",
+            kafka.secure_bootstrap(),
+            lines("a1.sources.in.kafka.consumer"),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let agent = AgentProcess::start("a1", &conf, &[]);
+    wait_for(Duration::from_secs(60), "Flume's http source", || {
+        port_open(http)
+    });
+
+    const N: u64 = 300;
+    for k in 0..N / 100 {
+        post_numbers(http, k * 100..(k + 1) * 100);
+    }
+    // On a timeout, show both agents' logs: either side's client may be the one refused.
+    let waited = std::panic::catch_unwind(|| {
+        wait_for(
+            Duration::from_secs(90),
+            "every event from Java Flume's sink through millrace's source",
+            || numbers_in(&out).len() as u64 == N,
+        )
+    });
+    assert!(
+        waited.is_ok(),
+        "{} of {N} arrived\n--- Java Flume's log:\n{}\n--- millrace's log:\n{}",
+        numbers_in(&out).len(),
+        java.service().log_text(),
+        agent.log_text()
+    );
+    assert_eq!(numbers_in(&out), (0..N).collect());
 }
 
 /// The numbers in the bodies file_roll wrote, each once.
