@@ -146,14 +146,28 @@ pub fn security_settings(p: &Props, prefix: &str) -> Vec<(String, String)> {
 
     if let Some(location) = given.get("ssl.truststore.location") {
         match store_kind(location, given.get("ssl.truststore.type")) {
-            Ok(StoreKind::Pem) => out.push(("ssl.ca.location".into(), location.clone())),
+            Ok(StoreKind::Pem) => {
+                out.push(("ssl.ca.location".into(), location.clone()));
+                // The Java client refuses to start with a password for a PEM
+                // truststore; said here so that the file stays good for both.
+                if given.contains_key("ssl.truststore.password") {
+                    p.warn_at(
+                        &format!("{prefix}ssl.truststore.password"),
+                        format!(
+                            "`{}` is not needed for a PEM truststore, and the Java client refuses to start with it; remove the line",
+                            full("ssl.truststore.password")
+                        ),
+                    );
+                }
+            }
             Ok(_) => error(
                 "ssl.truststore.location",
                 format!(
-                    "`{}`: Java truststores are not read; export its certificates as PEM (`keytool -list -rfc -keystore {location} > truststore.pem`) and set `{}` = truststore.pem with `{}` = PEM, which the Java client reads too",
+                    "`{}`: Java truststores are not read; export its certificates as PEM (`keytool -list -rfc -keystore {location} > truststore.pem`) and set `{}` = truststore.pem with `{}` = PEM and no `{}`, which the Java client reads too",
                     full("ssl.truststore.location"),
                     full("ssl.truststore.location"),
-                    full("ssl.truststore.type")
+                    full("ssl.truststore.type"),
+                    full("ssl.truststore.password")
                 ),
             ),
             Err(why) => error(
@@ -510,6 +524,17 @@ mod tests {
             Some("none")
         );
         assert_eq!(out.len(), 6, "{out:?}");
+        // A password with a PEM truststore: fine here, fatal for the Java client.
+        let (_, problems) = settings(&[
+            ("kafka.producer.security.protocol", "SSL"),
+            ("kafka.producer.ssl.truststore.location", ca),
+            ("kafka.producer.ssl.truststore.password", "changeit"),
+        ]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("the Java client refuses"),
+            "{problems:?}"
+        );
     }
 
     #[test]
