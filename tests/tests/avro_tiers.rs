@@ -149,20 +149,31 @@ fn failover_to_the_second_collector_and_back() {
     );
 }
 
-#[test]
-fn tls_and_deflate_between_two_agents() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certs(dir.path());
+/// A TLS collector (avro source -> file_roll into `out`) and an edge (http source ->
+/// avro sink with `ssl`), the edge's sink lines given by `edge_tls`; the collector
+/// presents a certificate signed by the test CA. Returns the two files and ports.
+struct TlsPair {
+    collector: PathBuf,
+    edge: PathBuf,
+    avro: u16,
+    http: u16,
+    out: PathBuf,
+    ca: PathBuf,
+}
+
+fn tls_pair(dir: &Path, deflate: bool, edge_tls: impl Fn(&Path) -> String) -> TlsPair {
+    let (ca, cert, key) = test_certs(dir);
     let (avro, http) = (free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector = dir.path().join("collector.conf");
+    let out = dir.join("out");
+    let compression = if deflate { "deflate" } else { "none" };
+    let collector = dir.join("collector.conf");
     std::fs::write(
         &collector,
         format!(
             "c.sources = r1\nc.channels = ch\nc.sinks = k1\n\
              c.sources.r1.type = avro\nc.sources.r1.bind = 127.0.0.1\nc.sources.r1.port = {avro}\n\
              c.sources.r1.ssl = true\nc.sources.r1.sslCertificate = {}\nc.sources.r1.sslKey = {}\n\
-             c.sources.r1.compression-type = deflate\nc.sources.r1.channels = ch\n\
+             c.sources.r1.compression-type = {compression}\nc.sources.r1.channels = ch\n\
              c.channels.ch.type = memory\n\
              c.sinks.k1.type = file_roll\nc.sinks.k1.sink.directory = {}\n\
              c.sinks.k1.sink.rollInterval = 0\nc.sinks.k1.channel = ch\n",
@@ -172,7 +183,7 @@ fn tls_and_deflate_between_two_agents() {
         ),
     )
     .unwrap();
-    let edge = dir.path().join("edge.conf");
+    let edge = dir.join("edge.conf");
     std::fs::write(
         &edge,
         format!(
@@ -180,12 +191,35 @@ fn tls_and_deflate_between_two_agents() {
              e.sources.r1.type = http\ne.sources.r1.bind = 127.0.0.1\ne.sources.r1.port = {http}\n\
              e.sources.r1.channels = ch\ne.channels.ch.type = memory\n\
              e.sinks.k1.type = avro\ne.sinks.k1.hostname = localhost\ne.sinks.k1.port = {avro}\n\
-             e.sinks.k1.ssl = true\ne.sinks.k1.truststore = {}\n\
-             e.sinks.k1.compression-type = deflate\ne.sinks.k1.channel = ch\n",
-            ca.display()
+             e.sinks.k1.ssl = true\n{}\
+             e.sinks.k1.compression-type = {compression}\ne.sinks.k1.channel = ch\n",
+            edge_tls(&ca)
         ),
     )
     .unwrap();
+    TlsPair {
+        collector,
+        edge,
+        avro,
+        http,
+        out,
+        ca,
+    }
+}
+
+#[test]
+fn tls_and_deflate_between_two_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let TlsPair {
+        collector,
+        edge,
+        avro,
+        http,
+        out,
+        ..
+    } = tls_pair(dir.path(), true, |ca| {
+        format!("e.sinks.k1.truststore = {}\n", ca.display())
+    });
     let collector = AgentProcess::start("c", &collector, &[]);
     let edge = AgentProcess::start("e", &edge, &[]);
     wait_for(Duration::from_secs(30), "both agents listening", || {
@@ -213,38 +247,15 @@ fn tls_and_deflate_between_two_agents() {
 #[test]
 fn tls_without_a_truststore_trusts_the_systems_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certs(dir.path());
-    let (avro, http) = (free_port(), free_port());
-    let out = dir.path().join("out");
-    let collector = dir.path().join("collector.conf");
-    std::fs::write(
-        &collector,
-        format!(
-            "c.sources = r1\nc.channels = ch\nc.sinks = k1\n\
-             c.sources.r1.type = avro\nc.sources.r1.bind = 127.0.0.1\nc.sources.r1.port = {avro}\n\
-             c.sources.r1.ssl = true\nc.sources.r1.sslCertificate = {}\nc.sources.r1.sslKey = {}\n\
-             c.sources.r1.channels = ch\nc.channels.ch.type = memory\n\
-             c.sinks.k1.type = file_roll\nc.sinks.k1.sink.directory = {}\n\
-             c.sinks.k1.sink.rollInterval = 0\nc.sinks.k1.channel = ch\n",
-            cert.display(),
-            key.display(),
-            out.display()
-        ),
-    )
-    .unwrap();
     // `ssl = true` and no truststore, as a Flume file that relies on the JVM's CAs.
-    let edge = dir.path().join("edge.conf");
-    std::fs::write(
-        &edge,
-        format!(
-            "e.sources = r1\ne.channels = ch\ne.sinks = k1\n\
-             e.sources.r1.type = http\ne.sources.r1.bind = 127.0.0.1\ne.sources.r1.port = {http}\n\
-             e.sources.r1.channels = ch\ne.channels.ch.type = memory\n\
-             e.sinks.k1.type = avro\ne.sinks.k1.hostname = localhost\ne.sinks.k1.port = {avro}\n\
-             e.sinks.k1.ssl = true\ne.sinks.k1.channel = ch\n"
-        ),
-    )
-    .unwrap();
+    let TlsPair {
+        collector,
+        edge,
+        avro,
+        http,
+        out,
+        ca,
+    } = tls_pair(dir.path(), false, |_| String::new());
     let _collector = AgentProcess::start("c", &collector, &[]);
     let post = |from: u64| {
         let batch: Vec<serde_json::Value> = (from..from + 50)
