@@ -170,14 +170,21 @@ def exec_memory_conf(data, batch):
 def start_service(what, key):
     """Starts a service with scripts/services.sh in its own run directory; returns the
     value it prints as KEY=... and a function that stops it."""
+    values, stop_it = start_service_with(what, {})
+    return values[key], stop_it
+
+
+def start_service_with(what, env_extra):
+    """As start_service, with more environment for services.sh; returns every
+    KEY=value it prints, as a dict, and a function that stops the service."""
     run_dir = tempfile.mkdtemp(prefix=f"millrace-bench-{what}-")
-    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir)
+    env = dict(os.environ, MILLRACE_RUN_DIR=run_dir, **env_extra)
     out = subprocess.run(["bash", SERVICES, "start", what], env=env, check=True,
                          capture_output=True, text=True).stdout
-    value = next(l.split("=", 1)[1] for l in out.splitlines() if l.startswith(f"{key}="))
+    values = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
     def stop_it():
         subprocess.run(["bash", SERVICES, "stop", what], env=env)
         shutil.rmtree(run_dir, ignore_errors=True)
 
-    return value, stop_it
+    return values, stop_it

@@ -4,6 +4,8 @@
 #
 #   scripts/services.sh fetch [kafka|hdfs|flume ...]   resolve and cache the jars (all by default)
 #   scripts/services.sh start kafka                    start in the background, print KAFKA_BOOTSTRAP=...
+#                                                      (with MILLRACE_KAFKA_SASL_SSL=1 also a SASL_SSL
+#                                                      listener: KAFKA_SASL_SSL_BOOTSTRAP=, KAFKA_CA=)
 #   scripts/services.sh start hdfs                     ... print HDFS_URL=hdfs://127.0.0.1:N
 #   scripts/services.sh start flume-agent NAME FILE [JAVA_OPTS...]
 #   scripts/services.sh stop [kafka|hdfs|flume-agent|all]
@@ -215,16 +217,21 @@ start() {
   local log="$run_dir/$svc.log" pid
   case "$svc" in
   kafka)
-    local port cport dir="$run_dir/kafka"
+    local port cport sport=() dir="$run_dir/kafka"
     port=$(free_port)
     cport=$(free_port)
+    [ -z "${MILLRACE_KAFKA_SASL_SSL:-}" ] || sport=("$(free_port)")
     rm -rf "$dir"
-    setsid "$0" run kafka "$dir" "$port" "$cport" >"$log" 2>&1 </dev/null &
+    setsid "$0" run kafka "$dir" "$port" "$cport" "${sport[@]}" >"$log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$run_dir/kafka.pid"
     wait_ready "kafka" "$pid" "$log" 120 \
       bash -c "grep -q 'Kafka Server started' '$log' && (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"
     echo "KAFKA_BOOTSTRAP=127.0.0.1:$port"
+    if [ ${#sport[@]} -gt 0 ]; then
+      echo "KAFKA_SASL_SSL_BOOTSTRAP=localhost:${sport[0]}"
+      echo "KAFKA_CA=$dir/ca.pem"
+    fi
     ;;
   hdfs)
     local dir="$run_dir/hdfs"
