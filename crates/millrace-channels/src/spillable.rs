@@ -53,6 +53,10 @@ impl SpillableConfig {
             FileChannelConfig::from_props(p).map(|mut c| {
                 c.capacity = overflow_capacity;
                 c.transaction_capacity = tx;
+                // As Flume sets it for its overflow whatever `keep-alive` says: a put
+                // has already waited `overflowTimeout` for memory, and a full overflow
+                // fails it at once.
+                c.keep_alive = Duration::ZERO;
                 Some(c)
             })
         } else {
@@ -250,6 +254,15 @@ mod tests {
         let cfg = SpillableConfig::from_props(&p).expect("valid");
         assert_eq!(cfg.memory.transaction_capacity, 10_000);
         assert_eq!(cfg.overflow.unwrap().transaction_capacity, 10_000);
+    }
+
+    #[test]
+    fn the_overflow_does_not_wait_for_room_whatever_keep_alive_says() {
+        let (_dir, p) = with_dirs(&[("keep-alive", "10"), ("overflowTimeout", "2")]);
+        let cfg = SpillableConfig::from_props(&p).expect("valid");
+        assert!(p.finish().is_empty(), "{:?}", p.finish());
+        assert_eq!(cfg.memory.keep_alive, Duration::from_secs(2));
+        assert_eq!(cfg.overflow.unwrap().keep_alive, Duration::ZERO);
     }
 
     #[test]
