@@ -89,7 +89,11 @@ impl FileChannelConfig {
         // Flume has no lower bound, and none is needed: a record larger than this
         // gets a log file of its own.
         let max_file_size = p.u64_in("maxFileSize", 2_146_435_071, 0, u64::MAX / 2);
-        let minimum_required_space = p.u64_in("minimumRequiredSpace", 524_288_000, 0, u64::MAX / 2);
+        // Flume raises anything lower to 1 MiB, so that a disk is never filled to the
+        // last byte (where even a checkpoint cannot be written).
+        let minimum_required_space = p
+            .u64_in("minimumRequiredSpace", 524_288_000, 0, u64::MAX / 2)
+            .max(1 << 20);
         let keep_alive = p.seconds("keep-alive", 3);
         let checkpoint_interval = p
             .millis("checkpointInterval", 30_000)

@@ -498,6 +498,8 @@ async fn a_flume_max_file_size_below_one_mib_runs_unchanged() {
     let c = FileChannelConfig::from_props(&p).expect("accepted");
     assert!(p.finish().is_empty(), "{:?}", p.finish());
     assert_eq!(c.max_file_size, 150);
+    // Flume's floor: 0 (or anything below 1 MiB) keeps 1 MiB free.
+    assert_eq!(c.minimum_required_space, 1 << 20);
     let c = FileChannelConfig {
         checkpoint_on_close: false,
         ..c
