@@ -64,5 +64,18 @@ pub(crate) fn byte_capacity(p: &Props) -> Option<usize> {
         .map(|_| p.u64_in("byteCapacity", 0, 0, i64::MAX as u64))
         .filter(|&b| b > 0);
     let buffer_pct = p.u64_in("byteCapacityBufferPercentage", 20, 0, 99);
-    byte_capacity.map(|b| (b as u128 * (100 - buffer_pct) as u128 / 100) as usize)
+    let bytes = byte_capacity.map(|b| (b as u128 * (100 - buffer_pct) as u128 / 100) as usize)?;
+    // Flume counts bytes in slots of 100 and takes a limit of less than one slot as
+    // no limit; a limit that small would refuse every event anyway.
+    if bytes < 100 {
+        p.warn_at(
+            "byteCapacity",
+            format!(
+                "`{}` leaves {bytes} bytes after byteCapacityBufferPercentage, less than Flume's smallest unit of 100; as in Flume, the channel has no byte limit",
+                p.full_key("byteCapacity")
+            ),
+        );
+        return None;
+    }
+    Some(bytes)
 }

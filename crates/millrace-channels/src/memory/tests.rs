@@ -157,6 +157,20 @@ fn byte_capacity_0_is_no_limit_as_in_flume() {
 }
 
 #[test]
+fn a_byte_capacity_under_one_flume_slot_is_no_limit_with_a_warning() {
+    // 120 bytes less the 20% buffer is 96, under Flume's 100-byte slot.
+    let props = Props::from_pairs(&[("byteCapacity", "120")]);
+    let cfg = MemoryChannelConfig::from_props(&props).expect("valid");
+    assert_eq!(cfg.byte_capacity, None);
+    let d = props.finish();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].message.contains("no byte limit"), "{}", d[0]);
+    let props = Props::from_pairs(&[("byteCapacity", "125")]);
+    let cfg = MemoryChannelConfig::from_props(&props).expect("valid");
+    assert_eq!(cfg.byte_capacity, Some(100));
+}
+
+#[test]
 fn transaction_capacity_above_capacity_is_an_error() {
     let props = Props::from_pairs(&[("capacity", "10"), ("transactionCapacity", "20")]);
     assert!(MemoryChannelConfig::from_props(&props).is_none());
