@@ -40,4 +40,11 @@ pub trait Sink: Send {
 
     /// Events per take transaction (`batchSize` and its per-sink spellings).
     fn batch_size(&self) -> usize;
+
+    /// True when the sink keeps `EventDrainAttemptCount` and `EventDrainSuccessCount`
+    /// itself instead of the runner counting every taken and committed event, as
+    /// Flume's HTTP sink counts a success by status code rather than by commit.
+    fn counts_drains(&self) -> bool {
+        false
+    }
 }

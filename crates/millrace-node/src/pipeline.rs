@@ -441,6 +441,10 @@ impl Sink for Lent<dyn Sink> {
     fn batch_size(&self) -> usize {
         self.get_ref().batch_size()
     }
+
+    fn counts_drains(&self) -> bool {
+        self.get_ref().counts_drains()
+    }
 }
 
 #[cfg(test)]

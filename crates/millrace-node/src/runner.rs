@@ -286,12 +286,17 @@ impl GroupRunner {
             } else {
                 inc(&slot.counters.batch_complete);
             }
-            add(&slot.counters.event_drain_attempt, n as u64);
             let sink = sinks[i].as_mut().expect("started above");
+            let own_counts = sink.counts_drains();
+            if !own_counts {
+                add(&slot.counters.event_drain_attempt, n as u64);
+            }
             match sink.deliver(txn.events()).await {
                 Ok(()) => match txn.commit().await {
                     Ok(()) => {
-                        add(&slot.counters.event_drain_success, n as u64);
+                        if !own_counts {
+                            add(&slot.counters.event_drain_success, n as u64);
+                        }
                         self.processor.succeeded(i);
                         return Step::Delivered;
                     }

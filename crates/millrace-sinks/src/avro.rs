@@ -110,7 +110,7 @@ fn pem_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
 
 /// The system's CA certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else
 /// the distribution's bundle), which a Java agent's default truststore mirrors.
-fn system_roots() -> Result<rustls::RootCertStore, String> {
+pub(crate) fn system_roots() -> Result<rustls::RootCertStore, String> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
@@ -127,7 +127,7 @@ fn system_roots() -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-fn client_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())

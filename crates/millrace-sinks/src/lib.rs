@@ -8,6 +8,7 @@
 //! | `file_roll` | files in a directory, rolled on an interval | written to the OS |
 //! | `org.apache.flume.sink.kafka.KafkaSink` (feature `kafka`) | a Kafka topic | every record acknowledged at `acks` |
 //! | `avro` | an avro source over Flume's Avro RPC (Java Flume or millrace) | the source answered OK |
+//! | `http` | an HTTP or HTTPS endpoint, one POST per event | the status's `rollback` rule says commit |
 //! | `hdfs` (feature `hdfs`) | HDFS files (SequenceFile, DataStream, CompressedStream) | every file it touched is synced to the datanodes |
 //!
 //! A sink is built from Flume properties and driven by the agent's runner, which
@@ -42,6 +43,7 @@ pub mod avro;
 pub mod file_roll;
 #[cfg(feature = "hdfs")]
 pub mod hdfs;
+pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod logger;
@@ -58,6 +60,7 @@ pub const TYPES: &[&str] = &[
     "null",
     "file_roll",
     "avro",
+    "http",
     #[cfg(feature = "hdfs")]
     "hdfs",
     #[cfg(feature = "kafka")]
@@ -71,6 +74,7 @@ pub fn canonical_type(type_name: &str) -> Option<&'static str> {
         "null" | "org.apache.flume.sink.nullsink" => Some("null"),
         "file_roll" | "org.apache.flume.sink.rollingfilesink" => Some("file_roll"),
         "avro" | "org.apache.flume.sink.avrosink" => Some("avro"),
+        "http" | "org.apache.flume.sink.http.httpsink" => Some("http"),
         #[cfg(feature = "hdfs")]
         "hdfs" | "org.apache.flume.sink.hdfs.hdfseventsink" => Some("hdfs"),
         #[cfg(feature = "kafka")]
@@ -96,6 +100,8 @@ pub fn build(
             .map(|c| Box::new(file_roll::FileRollSink::new(name, c, counters)) as _),
         "avro" => avro::AvroSinkConfig::from_props(props)
             .map(|c| Box::new(avro::AvroSink::new(name, c, counters)) as _),
+        "http" => http::HttpSinkConfig::from_props(props)
+            .map(|c| Box::new(http::HttpSink::new(name, c, counters)) as _),
         #[cfg(feature = "hdfs")]
         "hdfs" => hdfs::HdfsSinkConfig::from_props(props)
             .map(|c| Box::new(hdfs::HdfsSink::new(name, c, counters)) as _),
