@@ -119,3 +119,67 @@ fn refused_events_are_sent_again_and_a_4xx_without_rollback_is_dropped() {
     assert_eq!(counter(&m, "SINK.k1", "EventWriteFail"), 0);
     assert_eq!(counter(&m, "CHANNEL.c1", "ChannelSize"), 0);
 }
+
+#[test]
+fn https_to_a_millrace_http_source_trusting_the_systems_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certs(dir.path());
+    let port = free_port();
+    let out = dir.path().join("out");
+    // The receiving agent: an http source over TLS taking raw bodies (BLOB).
+    let receiver = dir.path().join("receiver.conf");
+    std::fs::write(
+        &receiver,
+        format!(
+            "b.sources = r1\nb.channels = c1\nb.sinks = k1\n\
+             b.sources.r1.type = http\nb.sources.r1.bind = 127.0.0.1\nb.sources.r1.port = {port}\n\
+             b.sources.r1.ssl = true\nb.sources.r1.sslCertificate = {}\nb.sources.r1.sslKey = {}\n\
+             b.sources.r1.handler = org.apache.flume.sink.solr.morphline.BlobHandler\n\
+             b.sources.r1.channels = c1\nb.channels.c1.type = memory\n\
+             b.sinks.k1.type = file_roll\nb.sinks.k1.sink.directory = {}\n\
+             b.sinks.k1.sink.rollInterval = 0\nb.sinks.k1.channel = c1\n",
+            cert.display(),
+            key.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let sender = dir.path().join("sender.conf");
+    std::fs::write(
+        &sender,
+        format!(
+            "a.sources = r1\na.channels = c1\na.sinks = k1\n\
+             a.sources.r1.type = seq\na.sources.r1.totalEvents = 20\na.sources.r1.channels = c1\n\
+             a.channels.c1.type = memory\n\
+             a.sinks.k1.type = http\na.sinks.k1.endpoint = https://localhost:{port}/\n\
+             a.sinks.k1.rollback.2XX = false\na.sinks.k1.channel = c1\n"
+        ),
+    )
+    .unwrap();
+    let _receiver = AgentProcess::start("b", &receiver, &[]);
+    wait_for(Duration::from_secs(30), "the https source", || {
+        millrace_testkit::port_open(port)
+    });
+    // The test CA as the system's bundle, as an operator's CA would be installed.
+    let sender = AgentProcess::start_with_env(
+        std::path::Path::new("."),
+        "a",
+        &sender,
+        &[],
+        &[("SSL_CERT_FILE", ca.as_path())],
+    );
+    wait_for(Duration::from_secs(60), "20 events over https", || {
+        read_lines(&out).len() >= 20
+    });
+    let mut got: Vec<u64> = read_lines(&out)
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (0..20).collect::<Vec<_>>(),
+        "sender:\n{}",
+        sender.log_text()
+    );
+}
