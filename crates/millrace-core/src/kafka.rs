@@ -11,6 +11,15 @@ use crate::props::Props;
 use std::collections::BTreeMap;
 use std::io::Read;
 
+/// Flume's `header.NAME = KAFKA_NAME` lines (`getSubProperties("header.")`) of a Kafka
+/// source or sink, as `(NAME, KAFKA_NAME)`: event header to record header and back.
+pub fn header_map(p: &Props) -> Vec<(String, String)> {
+    p.with_prefix("header.")
+        .into_iter()
+        .map(|(flume, v)| (flume, v.value.trim().to_string()))
+        .collect()
+}
+
 /// Whether `key` (under the client prefix) is a security setting, handled by
 /// [`security_settings`] and not passed on as it is.
 pub fn is_security_key(key: &str) -> bool {
@@ -42,7 +51,6 @@ const IGNORED: &[&str] = &[
 
 /// librdkafka's own names, taken as they are.
 const NATIVE: &[&str] = &[
-    "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
     "ssl.ca.location",
@@ -88,23 +96,26 @@ pub fn security_settings(p: &Props, prefix: &str) -> Vec<(String, String)> {
     }
     let sasl = protocol.as_deref().is_some_and(|v| v.starts_with("sasl_"));
 
-    let mechanism = given
-        .get("sasl.mechanism")
-        .or_else(|| given.get("sasl.mechanisms"))
-        .map(|m| m.to_ascii_uppercase());
+    // Java's name, or librdkafka's; problems are reported at the one given.
+    let mechanism_key = if given.contains_key("sasl.mechanism") {
+        "sasl.mechanism"
+    } else {
+        "sasl.mechanisms"
+    };
+    let mechanism = given.get(mechanism_key).map(|m| m.to_ascii_uppercase());
     match mechanism.as_deref() {
         Some(m @ ("PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512")) => {
             out.push(("sasl.mechanisms".into(), m.into()));
         }
         Some("GSSAPI") => error(
-            "sasl.mechanism",
-            format!("`{}` = GSSAPI: Kerberos is not available in millrace; use SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN over SASL_SSL", full("sasl.mechanism")),
+            mechanism_key,
+            format!("`{}` = GSSAPI: Kerberos is not available in millrace; use SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN over SASL_SSL", full(mechanism_key)),
         ),
         Some(m) => error(
-            "sasl.mechanism",
+            mechanism_key,
             format!(
                 "`{}` = {m}: millrace speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512",
-                full("sasl.mechanism")
+                full(mechanism_key)
             ),
         ),
         // The Java client's default is GSSAPI, which is not available: saying so
@@ -239,6 +250,7 @@ pub fn security_settings(p: &Props, prefix: &str) -> Vec<(String, String)> {
     const TAKEN: &[&str] = &[
         "security.protocol",
         "sasl.mechanism",
+        "sasl.mechanisms",
         "sasl.jaas.config",
         "ssl.truststore.location",
         "ssl.truststore.type",
@@ -257,10 +269,8 @@ pub fn security_settings(p: &Props, prefix: &str) -> Vec<(String, String)> {
             continue;
         }
         if NATIVE.contains(&key.as_str()) {
-            if !(key == "sasl.mechanisms" && mechanism.is_some()) {
-                out.retain(|(k, _)| k != key);
-                out.push((key.clone(), value.clone()));
-            }
+            out.retain(|(k, _)| k != key);
+            out.push((key.clone(), value.clone()));
         } else if IGNORED.contains(&key.as_str()) {
             p.warn_at(
                 &format!("{prefix}{key}"),
@@ -601,6 +611,13 @@ mod tests {
         ]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("Kerberos is not available"));
+        // librdkafka's name for the mechanism is read too, and named in its errors.
+        let (out, problems) = settings(&[("kafka.producer.sasl.mechanisms", "PLAIN")]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out, [("sasl.mechanisms".to_string(), "PLAIN".to_string())]);
+        let (_, problems) = settings(&[("kafka.producer.sasl.mechanisms", "GSSAPI")]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("sasl.mechanisms"), "{problems:?}");
     }
 
     #[cfg(feature = "rdkafka")]

@@ -6,6 +6,7 @@
 //! attempt connects again. `reset-connection-interval` reconnects periodically so that
 //! a load balancer in front of several collectors spreads long-lived senders.
 
+use crate::tls;
 use async_trait::async_trait;
 use millrace_avro::{Client, ClientOptions};
 use millrace_core::counters::{inc, SinkCounters};
@@ -54,10 +55,10 @@ impl AvroSinkConfig {
                 p.error_at("trust-all-certs", format!("`{}`: millrace always verifies the server; give its certificate (or its CA's) as a PEM `truststore`", p.full_key("trust-all-certs")));
             }
             let roots = match p.get("truststore") {
-                Some(path) => pem_roots(std::path::Path::new(&path)),
-                None => system_roots(),
+                Some(path) => tls::pem_roots(std::path::Path::new(&path)),
+                None => tls::system_roots(),
             };
-            match roots.and_then(client_tls) {
+            match roots.and_then(tls::client_tls) {
                 Ok(c) => tls = Some(Arc::new(c)),
                 Err(e) => p.error_at("truststore", format!("`{}`: {e}", p.full_key("truststore"))),
             }
@@ -86,52 +87,6 @@ impl AvroSinkConfig {
             tls,
         })
     }
-}
-
-/// The certificates of a PEM file, to trust.
-fn pem_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
-    let f =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut std::io::BufReader::new(f)) {
-        let c = c.map_err(|e| format!("{} is not a PEM file: {e}", path.display()))?;
-        roots
-            .add(c)
-            .map_err(|e| format!("a certificate in {} is unusable: {e}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate; a Java truststore converts with `keytool -exportcert -rfc -keystore truststore.jks -alias NAME -file ca.pem`",
-            path.display()
-        ));
-    }
-    Ok(roots)
-}
-
-/// The system's CA certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else
-/// the distribution's bundle), which a Java agent's default truststore mirrors.
-pub(crate) fn system_roots() -> Result<rustls::RootCertStore, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
-        return Err(format!(
-            "not set, and no CA certificates were found on this system{why}; set it to a PEM file with the certificate of the avro source (or of its CA), or install the system's CA certificates (ca-certificates)"
-        ));
-    }
-    Ok(roots)
-}
-
-pub(crate) fn client_tls(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 pub struct AvroSink {

@@ -202,7 +202,7 @@ impl HttpSinkConfig {
         }
         let mut tls = None;
         if endpoint.as_ref().is_some_and(|e| e.https) {
-            match crate::avro::system_roots().and_then(crate::avro::client_tls) {
+            match crate::tls::system_roots().and_then(crate::tls::client_tls) {
                 Ok(c) => tls = Some(Arc::new(c)),
                 Err(e) => p.error_at(
                     "endpoint",

@@ -92,12 +92,7 @@ impl KafkaSinkConfig {
         // Read whether or not it is used, as Flume reads it.
         let topic_header = p.bool("allowTopicOverride", true);
         let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
-        // Flume's `getSubProperties("header.")`: event header name -> record header name.
-        let header_map: Vec<(String, String)> = p
-            .with_prefix("header.")
-            .into_iter()
-            .map(|(flume, v)| (flume, v.value.trim().to_string()))
-            .collect();
+        let header_map = kafka::header_map(p);
         let default_partition = p
             .get("defaultPartitionId")
             .map(|_| p.u64_in("defaultPartitionId", 0, 0, i32::MAX as u64) as i32);

@@ -49,6 +49,7 @@ pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod serializer;
+mod tls;
 
 use millrace_core::counters::SinkCounters;
 use millrace_core::{Props, Sink};

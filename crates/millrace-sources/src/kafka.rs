@@ -110,12 +110,7 @@ impl KafkaSourceConfig {
         // Read whether or not it is used, as Flume reads it.
         let topic_header = p.bool("setTopicHeader", true);
         let topic_header = topic_header.then_some(p.string("topicHeader", "topic"));
-        // Flume's `getSubProperties("header.")`: event header name -> record header name.
-        let header_map: Vec<(String, String)> = p
-            .with_prefix("header.")
-            .into_iter()
-            .map(|(flume, v)| (flume, v.value.trim().to_string()))
-            .collect();
+        let header_map = kafka::header_map(p);
 
         let mut consumer: Vec<(String, String)> = vec![
             ("group.id".into(), "flume".into()),
