@@ -1,14 +1,8 @@
 //! Event records, kept a block at a time: each append writes its events as blocks of
-//! up to [`BLOCK_EVENTS`], one sled key each, keyed by the sequence number of the
-//! block's first event. sled pays per key written (it copies the tree node a key lands
-//! in), so one key per event capped ingest near 60,000 events/s on its own.
-//!
-//! Blocks stay small on purpose. sled stores a tree node of more than a quarter of its
-//! 512 KB segment as a separate blob, and its page cache does not hold such nodes to
-//! `cache_capacity`: with blocks of 256 events (about 80 KB), a server's memory grew
-//! with every block a query read, to 4.3 GB after queries over 10 million events. With
-//! 16 unpacked (about 5.7 KB), and now 32 packed (about 5.4 KB), it stays near the cache
-//! size.
+//! up to [`BLOCK_EVENTS`], each one record of a segment file ([`crate::segments`]),
+//! found by the block's summary. Stores written before segment files hold each block
+//! as a sled value keyed by the sequence number of its first event (`b` seq); those
+//! are read where they are.
 //!
 //! A block is a table then the records:
 //! `n` (u32 BE), then per event `seq` (u64 BE), `time` (u64 BE), `end` (u32 BE, where
@@ -18,28 +12,26 @@
 //!
 //! The records are stored packed with LZ4: [`PACKED`], the table as above, the length
 //! of the records (u32 BE), then the records as one LZ4 block. Log lines of one block
-//! share hosts, file names, header names and words, so they pack to less than half;
-//! sled copies the tree node a key lands in on every write, so smaller values make
-//! each append and each node split cheaper, besides the disk saved. The records are
-//! packed by the threads that read a batch ([`Records`]), before the sequence numbers
-//! are known, so the write under the store's lock only lays out the table. Records
-//! that would not shrink, and every block written before packing, are stored as they
-//! are: the value's first byte, the high byte of `n`, is then 0.
+//! share hosts, file names, header names and words, so they pack to less than half.
+//! The records are packed by the threads that read a batch ([`Records`]), before the
+//! sequence numbers are known, so the write under the store's lock only lays out the
+//! table. Records that would not shrink, and every block written before packing, are
+//! stored as they are: the value's first byte, the high byte of `n`, is then 0.
 //!
-//! Each block has a summary under its own key (`B` first seq): its last sequence
-//! number, event count, oldest and newest time and stored bytes. The summaries are
-//! small and read whole at open: they give the store's oldest and newest time, tell a
-//! purge which blocks hold events older than its time, and give the next sequence
-//! number.
+//! Each block has a summary under its own sled key (`B` first seq): its last sequence
+//! number, event count, oldest and newest time, stored bytes and where its record is.
+//! The summaries are small and read whole at open: they give the store's oldest and
+//! newest time, tell a purge which blocks hold events older than its time, and give
+//! the next sequence number.
 
 use crate::codec::EventId;
+use crate::segments::{Frames, Loc};
 use std::borrow::Cow;
 
 pub const BLOCK: u8 = b'b';
 pub const BLOCK_META: u8 = b'B';
-/// Events per block at most. Packed, a block of 32 log lines is about 5.4 KB: sled
-/// writes a block per key, and fewer keys per batch made ingest 5-10% faster than
-/// blocks of 16, while each event a query reads still unpacks only 32.
+/// Events per block at most. Packed, a block of 32 log lines is about 5.4 KB: each
+/// event a query reads unpacks only 32, and a block read is one small read.
 pub const BLOCK_EVENTS: usize = 32;
 const ENTRY: usize = 20;
 /// The first byte of a packed block.
@@ -67,21 +59,35 @@ pub struct BlockMeta {
     pub tmax: u64,
     /// The block's share of `stored_bytes`: its records and their index entries.
     pub bytes: u64,
+    /// Where the block is in the segment files; None for a block kept in sled.
+    pub loc: Option<Loc>,
 }
 
+const META_BYTES: usize = 36;
+
 impl BlockMeta {
-    pub fn encode(&self) -> [u8; 36] {
-        let mut b = [0u8; 36];
-        b[..8].copy_from_slice(&self.last_seq.to_be_bytes());
-        b[8..12].copy_from_slice(&self.events.to_be_bytes());
-        b[12..20].copy_from_slice(&self.tmin.to_be_bytes());
-        b[20..28].copy_from_slice(&self.tmax.to_be_bytes());
-        b[28..].copy_from_slice(&self.bytes.to_be_bytes());
+    /// 36 bytes, then the [`Loc`] (16 bytes) when there is one.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(META_BYTES + Loc::BYTES);
+        b.extend_from_slice(&self.last_seq.to_be_bytes());
+        b.extend_from_slice(&self.events.to_be_bytes());
+        b.extend_from_slice(&self.tmin.to_be_bytes());
+        b.extend_from_slice(&self.tmax.to_be_bytes());
+        b.extend_from_slice(&self.bytes.to_be_bytes());
+        if let Some(loc) = &self.loc {
+            b.extend_from_slice(&loc.encode());
+        }
         b
     }
 
     pub fn decode(v: &[u8]) -> Option<BlockMeta> {
-        let v: &[u8; 36] = v.try_into().ok()?;
+        let (v, loc) = match v.len() {
+            META_BYTES => (v, None),
+            n if n == META_BYTES + Loc::BYTES => {
+                (&v[..META_BYTES], Some(Loc::decode(&v[META_BYTES..])?))
+            }
+            _ => return None,
+        };
         let u64_at = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().unwrap_or([0; 8]));
         Some(BlockMeta {
             last_seq: u64_at(0),
@@ -89,6 +95,7 @@ impl BlockMeta {
             tmin: u64_at(12),
             tmax: u64_at(20),
             bytes: u64_at(28),
+            loc,
         })
     }
 }
@@ -110,6 +117,11 @@ pub struct Records {
 impl Records {
     pub fn len(&self) -> usize {
         self.times.len()
+    }
+
+    /// The size of the block's value.
+    pub fn bytes(&self) -> usize {
+        9 + self.len() * ENTRY + self.data.len()
     }
 
     /// Adds the record of an event of time `time` whose sequence number is the
@@ -137,10 +149,11 @@ impl Records {
         }
     }
 
-    /// The block's value, its first event having sequence number `first_seq`.
-    fn value(&self, first_seq: u64) -> Vec<u8> {
+    /// Appends the block's value to `out`, its first event having sequence number
+    /// `first_seq`.
+    fn value_into(&self, first_seq: u64, out: &mut Vec<u8>) {
         let n = self.len();
-        let mut out = Vec::with_capacity(9 + n * ENTRY + self.data.len());
+        out.reserve(9 + n * ENTRY + self.data.len());
         if self.packed_from.is_some() {
             out.push(PACKED);
         }
@@ -154,32 +167,45 @@ impl Records {
             out.extend_from_slice(&len.to_be_bytes());
         }
         out.extend_from_slice(&self.data);
+    }
+
+    #[cfg(test)]
+    fn value(&self, first_seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.value_into(first_seq, &mut out);
         out
     }
 
-    /// Adds the block, its first event having sequence number `first_seq`, and its
-    /// summary to `b`; `bytes` is its share of `stored_bytes`. Returns the block's
-    /// first sequence number and its summary.
-    pub fn put(&self, b: &mut sled::Batch, first_seq: u64, bytes: u64) -> (u64, BlockMeta) {
-        let meta = BlockMeta {
+    /// Adds the block, its first event having sequence number `first_seq`, to the
+    /// records to write.
+    pub fn frame(&self, frames: &mut Frames, first_seq: u64) {
+        frames.push(|out| self.value_into(first_seq, out));
+    }
+
+    /// The block's summary once its record is at `loc`; `bytes` is its share of
+    /// `stored_bytes`.
+    pub fn meta(&self, first_seq: u64, bytes: u64, loc: Loc) -> BlockMeta {
+        BlockMeta {
             last_seq: first_seq + self.offsets.last().copied().unwrap_or(0),
             events: self.len() as u32,
             tmin: self.times.iter().copied().min().unwrap_or(0),
             tmax: self.times.iter().copied().max().unwrap_or(0),
             bytes,
-        };
-        b.insert(&key(BLOCK, first_seq)[..], self.value(first_seq));
-        b.insert(&key(BLOCK_META, first_seq)[..], &meta.encode()[..]);
-        (first_seq, meta)
+            loc: Some(loc),
+        }
     }
 }
 
-/// Adds a block of `events` (ascending sequence numbers, at least one) and its summary
-/// to `b` ([`Records::put`]).
-pub fn put(b: &mut sled::Batch, events: &[(EventId, &[u8])], bytes: u64) -> (u64, BlockMeta) {
+/// Adds the summary of the block starting at `first_seq` to `b`.
+pub fn put_meta(b: &mut sled::Batch, first_seq: u64, meta: &BlockMeta) {
+    b.insert(&key(BLOCK_META, first_seq)[..], meta.encode());
+}
+
+/// The records of `events` (ascending sequence numbers, at least one), packed.
+pub fn records(events: &[(EventId, &[u8])]) -> Records {
     let mut r = records_of(events);
     r.pack();
-    r.put(b, events[0].0.seq, bytes)
+    r
 }
 
 /// The records of `events`, not packed.
@@ -347,8 +373,19 @@ mod tests {
             tmin: 40,
             tmax: 60,
             bytes: 1234,
+            loc: None,
         };
         assert_eq!(BlockMeta::decode(&m.encode()), Some(m));
+        let m = BlockMeta {
+            loc: Some(Loc {
+                file: 3,
+                offset: 1 << 40,
+                len: 5400,
+            }),
+            ..m
+        };
+        assert_eq!(BlockMeta::decode(&m.encode()), Some(m));
+        assert_eq!(BlockMeta::decode(&m.encode()[..40]), None);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! New events are indexed in memory (the [`Memtable`]). Once it holds
 //! [`crate::StoreOptions::run_events`] events it is written out as a [`Run`]: its
 //! values in byte order, each with its posting list, packed into blocks of about
-//! [`RUN_BLOCK_BYTES`] under consecutive keys (`r` first seq, block number), with a
-//! header (`R` first seq) that holds the first value of each block. Writing a run
-//! costs a few hundred sequential keys for tens of thousands of events, where a key
-//! per value and append cost one random write per rare word (a trace id, an order
-//! number) and held ingest under 10,000 events/s.
+//! [`RUN_BLOCK_BYTES`], one after the other in a segment file ([`crate::segments`]),
+//! with a header in sled (`R` first seq) that holds the first value of each block and
+//! where the blocks are. Writing a run costs one sequential write for tens of
+//! thousands of events, where a key per value and append cost one random write per
+//! rare word (a trace id, an order number) and held ingest under 10,000 events/s.
+//! Runs written before segment files keep their blocks in sled under consecutive keys
+//! (`r` first seq, block number), and are read there.
 //!
 //! The memtable is not written: the event blocks are. A run covers the events of a
 //! range of sequence numbers, so at open the events after the last run are read back
@@ -18,6 +20,7 @@
 //! others that a purge deleted are told by [`Purged`] and passed over.
 
 use crate::codec::{self, EventId};
+use crate::segments::{Disk, Loc, ReadError, Value};
 use crate::StoreError;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -26,7 +29,7 @@ use std::sync::Arc;
 pub const RUN: u8 = b'r';
 pub const RUN_HEADER: u8 = b'R';
 /// Index blocks of a run are cut once they reach this size; one value with a long list
-/// makes a longer block. Small for the reason event blocks are (see [`crate::blocks`]).
+/// makes a longer block. A lookup reads one block of each run it visits.
 pub const RUN_BLOCK_BYTES: usize = 4 * 1024;
 /// The index prefix every event is in: the time order of the whole store.
 pub const ALL: &[u8] = b"ia\0";
@@ -561,6 +564,7 @@ impl Memtable {
                 firsts,
                 bloom,
                 time_base: Some(self.tmin),
+                data: None,
             },
             blocks,
         ))
@@ -712,12 +716,55 @@ pub struct Run {
     /// For blocks in the layout of [`put_entry`], the time its first ids are written
     /// from; None for the fixed-width layout of earlier runs.
     time_base: Option<u64>,
+    /// Where the blocks are in the segment files; None for runs kept in sled.
+    data: Option<RunData>,
+}
+
+/// Where a run's blocks are: one after the other in one segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunData {
+    file: u32,
+    offset: u64,
+    lens: Vec<u32>,
+    /// Each block's offset, from `offset` and `lens`.
+    offsets: Vec<u64>,
+}
+
+impl RunData {
+    fn new(file: u32, offset: u64, lens: Vec<u32>) -> RunData {
+        let offsets = lens
+            .iter()
+            .scan(offset, |at, len| {
+                let here = *at;
+                *at += Loc::FRAMED + u64::from(*len);
+                Some(here)
+            })
+            .collect();
+        RunData {
+            file,
+            offset,
+            lens,
+            offsets,
+        }
+    }
+
+    fn loc(&self, i: usize) -> Option<Loc> {
+        Some(Loc {
+            file: self.file,
+            offset: *self.offsets.get(i)?,
+            len: *self.lens.get(i)?,
+        })
+    }
 }
 
 /// The first byte of the header of a run whose blocks are in the layout of
 /// [`put_entry`], followed by its time base (u64 BE). Earlier headers start with the
 /// run's last seq (u64 BE), whose first byte is 0 below 2^56.
 const COMPACT_RUN: u8 = 0xff;
+/// The first byte of the header of a run of [`COMPACT_RUN`]'s layout whose blocks are
+/// in a segment file: the time base (u64 BE), the file (u32 BE), the first block's
+/// offset (u64 BE), the number of blocks (u32 BE) and each block's length (u32 BE).
+const SEGMENT_RUN: u8 = 0xfe;
 
 /// A Bloom filter of a run's values, kept in its header: a walk for a rare value (a
 /// trace id, a user) passes over the runs without it instead of reading an index
@@ -784,9 +831,22 @@ impl Run {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        if let Some(t) = self.time_base {
-            out.push(COMPACT_RUN);
-            out.extend_from_slice(&t.to_be_bytes());
+        match (&self.data, self.time_base) {
+            (Some(d), t) => {
+                out.push(SEGMENT_RUN);
+                out.extend_from_slice(&t.unwrap_or(0).to_be_bytes());
+                out.extend_from_slice(&d.file.to_be_bytes());
+                out.extend_from_slice(&d.offset.to_be_bytes());
+                out.extend_from_slice(&(d.lens.len() as u32).to_be_bytes());
+                for len in &d.lens {
+                    out.extend_from_slice(&len.to_be_bytes());
+                }
+            }
+            (None, Some(t)) => {
+                out.push(COMPACT_RUN);
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+            (None, None) => {}
         }
         for v in [self.seq_hi, self.tmin, self.tmax, self.events] {
             out.extend_from_slice(&v.to_be_bytes());
@@ -803,9 +863,28 @@ impl Run {
     }
 
     pub fn decode(seq_lo: u64, v: &[u8]) -> Option<Run> {
-        let (time_base, v) = match v.split_first() {
-            Some((&COMPACT_RUN, rest)) => (Some(codec::u64_value(rest.get(..8)?)), &rest[8..]),
-            _ => (None, v),
+        let (time_base, data, v) = match v.split_first() {
+            Some((&COMPACT_RUN, rest)) => {
+                (Some(codec::u64_value(rest.get(..8)?)), None, &rest[8..])
+            }
+            Some((&SEGMENT_RUN, rest)) => {
+                let time_base = codec::u64_value(rest.get(..8)?);
+                let file = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?);
+                let offset = codec::u64_value(rest.get(12..20)?);
+                let n = u32::from_be_bytes(rest.get(20..24)?.try_into().ok()?) as usize;
+                let end = 24 + n.checked_mul(4)?;
+                let lens = rest
+                    .get(24..end)?
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes(c.try_into().unwrap_or_default()))
+                    .collect();
+                (
+                    Some(time_base),
+                    Some(RunData::new(file, offset, lens)),
+                    &rest[end..],
+                )
+            }
+            _ => (None, None, v),
         };
         let u = |i: usize| Some(codec::u64_value(v.get(i * 8..i * 8 + 8)?));
         let words = u32::from_be_bytes(v.get(32..36)?.try_into().ok()?) as usize;
@@ -821,6 +900,9 @@ impl Run {
             firsts.push(rest.get(2..2 + n)?.into());
             rest = &rest[2 + n..];
         }
+        // A header with block locations must give one per block.
+        let segment = data.is_some();
+        let firsts_len = firsts.len();
         Some(Run {
             seq_lo,
             seq_hi: u(0)?,
@@ -830,16 +912,55 @@ impl Run {
             firsts,
             bloom: Bloom { bits },
             time_base,
+            data: data.filter(|d: &RunData| d.lens.len() == firsts_len),
         })
+        .filter(|r| r.data.is_some() || !segment)
     }
 
-    fn block(&self, tree: &sled::Tree, i: usize) -> Result<sled::IVec, StoreError> {
-        tree.get(run_key(self.seq_lo, i as u32))?
-            .ok_or(StoreError::DamagedIndex(self.seq_lo))
+    /// Where the run's blocks are, once written to a segment file by one write.
+    pub fn set_data(&mut self, locs: &[Loc]) {
+        if let Some(first) = locs.first() {
+            self.data = Some(RunData::new(
+                first.file,
+                first.offset,
+                locs.iter().map(|l| l.len).collect(),
+            ));
+        }
+    }
+
+    /// Where each of the run's blocks is in the segment files.
+    pub fn locs(&self) -> impl Iterator<Item = Loc> + '_ {
+        self.data
+            .iter()
+            .flat_map(|d| (0..d.lens.len()).filter_map(|i| d.loc(i)))
+    }
+
+    /// Whether the blocks are in sled, under `r` keys.
+    pub fn in_sled(&self) -> bool {
+        self.data.is_none()
+    }
+
+    /// The `i`th block; None when its segment file was deleted, which happens only
+    /// once a purge deleted the run, after the reader took it.
+    fn block(&self, disk: Disk<'_>, i: usize) -> Result<Option<Value>, StoreError> {
+        let damaged = StoreError::DamagedIndex(self.seq_lo);
+        let Some(d) = &self.data else {
+            let v = disk.tree.get(run_key(self.seq_lo, i as u32))?;
+            return v.map(|v| Some(Value::Sled(v))).ok_or(damaged);
+        };
+        match disk
+            .segs
+            .read(d.loc(i).ok_or(StoreError::DamagedIndex(self.seq_lo))?)
+        {
+            Ok(v) => Ok(Some(Value::Owned(v))),
+            Err(ReadError::Gone) => Ok(None),
+            Err(ReadError::Damaged) => Err(damaged),
+            Err(ReadError::Io(e)) => Err(e),
+        }
     }
 
     /// The ids under `prefix`, ascending; empty when the run has none.
-    pub fn ids_of(&self, tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<EventId>, StoreError> {
+    pub fn ids_of(&self, disk: Disk<'_>, prefix: &[u8]) -> Result<Vec<EventId>, StoreError> {
         if !self.bloom.may_have(prefix) {
             return Ok(Vec::new());
         }
@@ -847,7 +968,9 @@ impl Run {
         if at == 0 {
             return Ok(Vec::new());
         }
-        let block = self.block(tree, at - 1)?;
+        let Some(block) = self.block(disk, at - 1)? else {
+            return Ok(Vec::new());
+        };
         for e in entries(self, &block) {
             let (term, first, list) = e.ok_or(StoreError::DamagedIndex(self.seq_lo))?;
             match term.cmp(prefix) {
@@ -865,7 +988,7 @@ impl Run {
     /// Every value starting with `prefix`, with its number of (not purged) events.
     pub fn count_prefixed(
         &self,
-        tree: &sled::Tree,
+        disk: Disk<'_>,
         prefix: &[u8],
         purged: &Purged,
         out: &mut HashMap<Vec<u8>, u64>,
@@ -878,7 +1001,9 @@ impl Run {
             if i > start && !self.firsts[i].starts_with(prefix) && &self.firsts[i][..] > prefix {
                 break;
             }
-            let block = self.block(tree, i)?;
+            let Some(block) = self.block(disk, i)? else {
+                return Ok(());
+            };
             for e in entries(self, &block) {
                 let (term, first, list) = e.ok_or(StoreError::DamagedIndex(self.seq_lo))?;
                 if !term.starts_with(prefix) {
@@ -900,7 +1025,7 @@ impl Run {
 /// and the runs, without purged ones or repeats. Runs are read only when they may hold
 /// the next id: a walk for the newest 100 reads the newest run or two, not all of them.
 pub struct Walk<'a> {
-    tree: &'a sled::Tree,
+    disk: Disk<'a>,
     prefixes: Vec<Vec<u8>>,
     lo: u128,
     hi: u128,
@@ -919,7 +1044,7 @@ pub struct Walk<'a> {
 impl<'a> Walk<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        tree: &'a sled::Tree,
+        disk: Disk<'a>,
         runs: &[Arc<Run>],
         mems: &[&Memtable],
         purged: &Purged,
@@ -941,7 +1066,7 @@ impl<'a> Walk<'a> {
             waiting.sort_by_key(|r| Reverse(r.tmin));
         }
         let mut w = Walk {
-            tree,
+            disk,
             prefixes: prefixes.to_vec(),
             lo,
             hi,
@@ -987,7 +1112,7 @@ impl<'a> Walk<'a> {
     fn read(&mut self, run: &Run) -> Result<(), StoreError> {
         for p in 0..self.prefixes.len() {
             let ids: Vec<u128> = run
-                .ids_of(self.tree, &self.prefixes[p])?
+                .ids_of(self.disk, &self.prefixes[p])?
                 .into_iter()
                 .filter(|id| !self.purged.gone(*id))
                 .map(EventId::as_u128)
@@ -1091,15 +1216,38 @@ mod tests {
         EventId { time, seq }
     }
 
-    fn scratch_tree() -> (tempfile::TempDir, sled::Db, sled::Tree) {
+    /// A sled tree and segment files in a temporary directory.
+    struct Scratch {
+        _dir: tempfile::TempDir,
+        _db: sled::Db,
+        tree: sled::Tree,
+        segs: crate::segments::Segments,
+    }
+
+    impl Scratch {
+        fn disk(&self) -> Disk<'_> {
+            Disk {
+                tree: &self.tree,
+                segs: &self.segs,
+            }
+        }
+    }
+
+    fn scratch_tree() -> Scratch {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new()
             .temporary(true)
-            .path(dir.path())
+            .path(dir.path().join("db"))
             .open()
             .unwrap();
         let tree = db.open_tree("t").unwrap();
-        (dir, db, tree)
+        let segs = crate::segments::Segments::open(&dir.path().join("data")).unwrap();
+        Scratch {
+            _dir: dir,
+            _db: db,
+            tree,
+            segs,
+        }
     }
 
     /// A batch is in the memtable while its events are written, unseen until it is
@@ -1226,7 +1374,8 @@ mod tests {
         }
         assert_eq!(counts.len(), 3 + 4);
 
-        let (_dir, _db, tree) = scratch_tree();
+        let scratch = scratch_tree();
+        let tree = &scratch.tree;
         let (run, blocks) = m.to_run(seq, &purged).unwrap();
         for (i, b) in blocks.iter().enumerate() {
             tree.insert(run_key(run.seq_lo, i as u32), &b[..]).unwrap();
@@ -1234,7 +1383,7 @@ mod tests {
         assert_eq!(run.events, expect(ALL, 0, u128::MAX).len() as u64);
         for t in &terms {
             let got: Vec<u128> = run
-                .ids_of(&tree, t)
+                .ids_of(scratch.disk(), t)
                 .unwrap()
                 .into_iter()
                 .map(EventId::as_u128)
@@ -1378,22 +1527,23 @@ mod tests {
         let bytes: usize = blocks.iter().map(Vec::len).sum();
         assert!(bytes < 70_000, "{bytes} bytes of index blocks");
         assert_eq!((run.events, run.tmin, run.tmax), (3000, 1000, 1499));
-        let (_dir, _db, tree) = scratch_tree();
+        let scratch = scratch_tree();
+        let tree = &scratch.tree;
         for (i, b) in blocks.iter().enumerate() {
             tree.insert(run_key(0, i as u32), &b[..]).unwrap();
         }
         let run = Run::decode(0, &run.encode()).unwrap();
         for seq in [0u64, 1, 1499, 2999] {
-            let got = run.ids_of(&tree, &words[seq as usize]).unwrap();
+            let got = run.ids_of(scratch.disk(), &words[seq as usize]).unwrap();
             assert_eq!(got, vec![id(1000 + (seq * 7) % 500, seq)]);
         }
-        assert!(run.ids_of(&tree, b"it99999\0").unwrap().is_empty());
-        assert!(run.ids_of(&tree, b"a").unwrap().is_empty());
-        let common = run.ids_of(&tree, b"il common\0").unwrap();
+        assert!(run.ids_of(scratch.disk(), b"it99999\0").unwrap().is_empty());
+        assert!(run.ids_of(scratch.disk(), b"a").unwrap().is_empty());
+        let common = run.ids_of(scratch.disk(), b"il common\0").unwrap();
         assert_eq!(common.len(), 3000);
         assert!(common.windows(2).all(|w| w[0] < w[1]));
         let mut counts = HashMap::new();
-        run.count_prefixed(&tree, b"it0001", &Purged::default(), &mut counts)
+        run.count_prefixed(scratch.disk(), b"it0001", &Purged::default(), &mut counts)
             .unwrap();
         assert_eq!(counts.len(), 10);
     }
@@ -1428,17 +1578,22 @@ mod tests {
             firsts: vec![ALL.into()],
             bloom,
             time_base: None,
+            data: None,
         };
         let header = run.encode();
         assert_eq!(header[0], 0, "an earlier header starts with its last seq");
         let run = Run::decode(5, &header).unwrap();
         assert_eq!(run.time_base, None);
-        let (_dir, _db, tree) = scratch_tree();
+        let scratch = scratch_tree();
+        let tree = &scratch.tree;
         tree.insert(run_key(5, 0), block).unwrap();
-        assert_eq!(run.ids_of(&tree, ALL).unwrap(), ids);
-        assert_eq!(run.ids_of(&tree, b"it disk\0").unwrap(), [id(1001, 7)]);
+        assert_eq!(run.ids_of(scratch.disk(), ALL).unwrap(), ids);
+        assert_eq!(
+            run.ids_of(scratch.disk(), b"it disk\0").unwrap(),
+            [id(1001, 7)]
+        );
         let mut counts = HashMap::new();
-        run.count_prefixed(&tree, b"ih", &Purged::default(), &mut counts)
+        run.count_prefixed(scratch.disk(), b"ih", &Purged::default(), &mut counts)
             .unwrap();
         assert_eq!(counts, HashMap::from([(b"ih web-1\0".to_vec(), 2)]));
         // A compact block cut short is damaged, not misread.
@@ -1450,14 +1605,15 @@ mod tests {
         tree.insert(run_key(5, 0), &blocks[0][..blocks[0].len() - 1])
             .unwrap();
         assert!(matches!(
-            run.ids_of(&tree, b"it disk\0"),
+            run.ids_of(scratch.disk(), b"it disk\0"),
             Err(StoreError::DamagedIndex(5))
         ));
     }
 
     #[test]
     fn walks_merge_runs_and_memtable_in_order_both_ways() {
-        let (_dir, _db, tree) = scratch_tree();
+        let scratch = scratch_tree();
+        let tree = &scratch.tree;
         let p = b"ih web\0";
         let mut runs = Vec::new();
         let mut want = Vec::new();
@@ -1483,7 +1639,7 @@ mod tests {
         want.sort();
         let walk = |lo: u128, hi: u128, desc: bool| -> Vec<EventId> {
             Walk::new(
-                &tree,
+                scratch.disk(),
                 &runs,
                 &[&mem],
                 &Purged::default(),
@@ -1509,7 +1665,7 @@ mod tests {
         // Seeking lands on the first id at or after the target, both ways.
         for desc in [false, true] {
             let mut w = Walk::new(
-                &tree,
+                scratch.disk(),
                 &runs,
                 &[&mem],
                 &Purged::default(),

@@ -33,6 +33,7 @@ mod codec;
 mod index;
 mod lock;
 mod query;
+mod segments;
 pub mod time;
 
 pub use codec::{EventId, StoredEvent, MAX_INDEXED};
@@ -43,6 +44,7 @@ use codec::{EventView, Kind, EVENT, INDEX};
 use index::{Memtable, Purged, Run};
 use millrace_core::Event;
 use regex::Regex;
+use segments::{Disk, Frames, ReadError, Segments, Value};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -110,7 +112,8 @@ pub struct StoreStats {
     pub events: u64,
     /// Bytes of the stored records and index entries (what `--max-store-bytes` bounds).
     pub stored_bytes: u64,
-    /// Bytes sled's files take on disk, which trails deletions until sled reuses space.
+    /// Bytes the store's files take on disk: sled's, which trail deletions until sled
+    /// reuses space, and the segment files, each deleted once all it holds is.
     pub disk_bytes: u64,
     pub oldest: Option<u64>,
     pub newest: Option<u64>,
@@ -131,6 +134,7 @@ struct Index {
 /// before that waits for it, which bounds the memory held.
 struct RunWriter {
     tree: sled::Tree,
+    segs: Arc<Segments>,
     index: Arc<RwLock<Index>>,
     /// True from a seal until its run is written.
     busy: Mutex<bool>,
@@ -169,18 +173,31 @@ impl RunWriter {
 
     fn write(&self, mem: &Memtable, seq_hi: u64) -> Result<(), StoreError> {
         let purged = read(&self.index).purged.clone();
-        let built = mem.to_run(seq_hi, &purged);
+        let mut built = mem.to_run(seq_hi, &purged);
         let mut b = sled::Batch::default();
         let mut writes = 1;
-        if let Some((run, blocks)) = &built {
-            for (i, block) in blocks.iter().enumerate() {
-                b.insert(&index::run_key(run.seq_lo, i as u32)[..], &block[..]);
+        if let Some((run, blocks)) = &mut built {
+            let mut frames = Frames::with_capacity(blocks.iter().map(|b| b.len() + 8).sum());
+            for block in blocks.iter() {
+                frames.push(|out| out.extend_from_slice(block));
             }
+            // The header refers to the blocks only once they are on disk.
+            let locs = self.segs.write(&frames)?;
+            if let Err(e) = self.segs.sync() {
+                locs.iter().for_each(|l| self.segs.release(*l));
+                return Err(e);
+            }
+            run.set_data(&locs);
             b.insert(&index::run_header_key(run.seq_lo)[..], run.encode());
-            writes += blocks.len() + 1;
+            writes += 1;
         }
         b.insert(codec::meta_key(META_COVERED), &seq_hi.to_be_bytes()[..]);
-        apply(&self.tree, b, writes)?;
+        if let Err(e) = apply(&self.tree, b, writes) {
+            if let Some((run, _)) = &built {
+                run.locs().for_each(|l| self.segs.release(l));
+            }
+            return Err(e.into());
+        }
         let mut ix = write(&self.index);
         if let Some((run, _)) = built {
             ix.runs.push(Arc::new(run));
@@ -194,6 +211,8 @@ impl RunWriter {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// The event blocks and index runs ([`segments`]).
+    segs: Arc<Segments>,
     /// Appends, runs and purges read-modify-write the counters and the block table;
     /// one at a time keeps them exact. Queries never take it.
     write: Mutex<Counters>,
@@ -356,6 +375,57 @@ impl Store {
                 None => tracing::warn!("passing over a damaged index run header"),
             }
         }
+        let segs = Arc::new(Segments::open(&dir.join("data"))?);
+        // A run's blocks are synced before its header is written, so a run whose blocks
+        // are missing means a damaged disk: it and the runs after it are dropped, and
+        // their events indexed again from the blocks.
+        let mut covered = covered;
+        if let Some(cut) = runs
+            .iter()
+            .filter(|r| !r.locs().all(|l| segs.holds(l)))
+            .map(|r| r.seq_lo)
+            .min()
+        {
+            tracing::warn!(
+                seq = cut,
+                "index runs from this sequence number on are missing from the segment files; indexing their events again"
+            );
+            let mut b = sled::Batch::default();
+            for r in runs.iter().filter(|r| r.seq_lo >= cut) {
+                b.remove(&index::run_header_key(r.seq_lo)[..]);
+            }
+            covered = covered.min(cut);
+            b.insert(codec::meta_key(META_COVERED), &covered.to_be_bytes()[..]);
+            tree.apply_batch(b)?;
+            runs.retain(|r| r.seq_lo < cut);
+        }
+        // An append's blocks reach the disk with the store's flush; sled may have
+        // written their summaries before a machine crash cut that short. Those blocks
+        // were never flushed, so never acknowledged to a sender.
+        let lost: Vec<u64> = blocks
+            .iter()
+            .filter(|(_, m)| m.loc.is_some_and(|l| !segs.holds(l)))
+            .map(|(first, _)| *first)
+            .collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                blocks = lost.len(),
+                "event blocks written just before a crash are not in the segment files; removing them and counting the store again"
+            );
+            let mut b = sled::Batch::default();
+            for first in &lost {
+                b.remove(&blocks::key(BLOCK_META, *first)[..]);
+                blocks.remove(first);
+            }
+            tree.apply_batch(b)?;
+        }
+        for m in blocks.values() {
+            m.loc.iter().for_each(|l| segs.refer(*l));
+        }
+        for r in &runs {
+            r.locs().for_each(|l| segs.refer(l));
+        }
+        segs.remove_dead()?;
         let next_seq = blocks
             .values()
             .map(|m| m.last_seq + 1)
@@ -372,6 +442,7 @@ impl Store {
         }));
         let runs = Arc::new(RunWriter {
             tree: tree.clone(),
+            segs: segs.clone(),
             index: index.clone(),
             busy: Mutex::new(false),
             done: std::sync::Condvar::new(),
@@ -404,6 +475,7 @@ impl Store {
             run_events: opts.run_events.max(1),
             db,
             tree,
+            segs,
             write: Mutex::new(counters),
             default_levels: opts.level_regex.as_str() == DEFAULT_LEVEL_REGEX,
             level_re: opts.level_regex,
@@ -412,6 +484,9 @@ impl Store {
             _lock: lock,
         };
         store.upgrade_layout()?;
+        if !lost.is_empty() {
+            store.recount()?;
+        }
         store.reindex_since(covered)?;
         Ok(store)
     }
@@ -615,19 +690,33 @@ impl Store {
         let total = self.stored_bytes.load(Ordering::Relaxed) + bytes;
         let counters = &*w;
         let write_blocks = || -> Result<_, StoreError> {
-            let mut b = sled::Batch::default();
-            let mut metas = Vec::new();
+            let blocks: Vec<&blocks::Records> = parts.iter().flat_map(|p| &p.blocks).collect();
+            let mut frames = Frames::with_capacity(blocks.iter().map(|r| r.bytes() + 16).sum());
             let mut at = 0;
-            for block in parts.iter().flat_map(|p| &p.blocks) {
-                let bytes = sizes[at..at + block.len()].iter().sum();
-                metas.push(block.put(&mut b, seq0 + at as u64, bytes));
+            for block in &blocks {
+                block.frame(&mut frames, seq0 + at as u64);
                 at += block.len();
             }
-            let writes = 2 + 2 * metas.len() + counts.len();
+            let locs = self.segs.write(&frames)?;
+            let mut b = sled::Batch::default();
+            let mut metas = Vec::with_capacity(blocks.len());
+            let mut at = 0;
+            for (block, loc) in blocks.iter().zip(&locs) {
+                let bytes = sizes[at..at + block.len()].iter().sum();
+                let first = seq0 + at as u64;
+                let meta = block.meta(first, bytes, *loc);
+                blocks::put_meta(&mut b, first, &meta);
+                metas.push((first, meta));
+                at += block.len();
+            }
+            let writes = 2 + metas.len() + counts.len();
             let staged = counters.stage(&mut b, &counts);
             b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
             b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);
-            self.apply(b, writes)?;
+            if let Err(e) = self.apply(b, writes) {
+                locs.iter().for_each(|l| self.segs.release(*l));
+                return Err(e.into());
+            }
             Ok((metas, staged))
         };
         // The memory index is locked only while it takes the batch; queries meanwhile
@@ -718,7 +807,10 @@ impl Store {
             .map(|(k, _)| *k)
             .collect();
         for first in firsts {
-            let Some(v) = self.tree.get(blocks::key(BLOCK, first))? else {
+            let Some(meta) = read(&self.blocks).get(&first).copied() else {
+                continue;
+            };
+            let Some(v) = self.block_value(first, &meta)? else {
                 continue;
             };
             let Some(block) = Block::parse(&v) else {
@@ -791,7 +883,7 @@ impl Store {
             if !recs.is_empty() {
                 let entries: Vec<(EventId, &[u8])> =
                     recs.iter().map(|(id, v)| (*id, &v[..])).collect();
-                let (first, meta) = blocks::put(&mut b, &entries, bytes);
+                let (first, meta) = self.write_block(&mut b, &entries, bytes)?;
                 write(&self.blocks).insert(first, meta);
             }
             self.apply(b, chunk.len() + 2)?;
@@ -816,8 +908,98 @@ impl Store {
         apply(&self.tree, b, writes)
     }
 
-    /// Waits until everything appended so far is on disk.
+    fn disk(&self) -> Disk<'_> {
+        Disk {
+            tree: &self.tree,
+            segs: &self.segs,
+        }
+    }
+
+    /// Writes a block of `events` (ascending sequence numbers, at least one) to the
+    /// segment files and adds its summary to `b`; `bytes` is its share of
+    /// `stored_bytes`. Returns its first sequence number and summary.
+    fn write_block(
+        &self,
+        b: &mut sled::Batch,
+        events: &[(EventId, &[u8])],
+        bytes: u64,
+    ) -> Result<(u64, BlockMeta), StoreError> {
+        let first = events[0].0.seq;
+        let records = blocks::records(events);
+        let mut frames = Frames::default();
+        records.frame(&mut frames, first);
+        let loc = self.segs.write(&frames)?[0];
+        let meta = records.meta(first, bytes, loc);
+        blocks::put_meta(b, first, &meta);
+        Ok((first, meta))
+    }
+
+    /// The value of the block starting at `first` with summary `meta`; None when it
+    /// is gone (a purge deleted it meanwhile). A record that fails its checksum reads
+    /// as an empty value, which no block parses as, so callers treat it as a damaged
+    /// block.
+    fn block_value(&self, first: u64, meta: &BlockMeta) -> Result<Option<Value>, StoreError> {
+        let Some(loc) = meta.loc else {
+            return Ok(self.tree.get(blocks::key(BLOCK, first))?.map(Value::Sled));
+        };
+        match self.segs.read(loc) {
+            Ok(v) => Ok(Some(Value::Owned(v))),
+            Err(ReadError::Gone) => Ok(None),
+            Err(ReadError::Damaged) => Ok(Some(Value::Owned(Vec::new()))),
+            Err(ReadError::Io(e)) => Err(e),
+        }
+    }
+
+    /// Counts the store again from its blocks: events, stored bytes, and the events
+    /// per host, level and source. Used at open after blocks were lost to a crash.
+    fn recount(&self) -> Result<(), StoreError> {
+        let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let metas: Vec<(u64, BlockMeta)> =
+            read(&self.blocks).iter().map(|(k, m)| (*k, *m)).collect();
+        let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        for (first, meta) in &metas {
+            let Some(v) = self.block_value(*first, meta)? else {
+                continue;
+            };
+            let Some(block) = Block::parse(&v) else {
+                continue;
+            };
+            for i in 0..block.len() {
+                let id = block.id(i);
+                if let Some(e) = block.record(i).and_then(|r| codec::decode(id, r)) {
+                    for (kind, v) in Self::counted(&e.view()) {
+                        *counts.entry(codec::count_key(kind, v)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let events: u64 = metas.iter().map(|(_, m)| u64::from(m.events)).sum();
+        let bytes: u64 = metas.iter().map(|(_, m)| m.bytes).sum();
+        let mut b = sled::Batch::default();
+        for k in w.0.keys() {
+            b.remove(&k[..]);
+        }
+        for (k, n) in &counts {
+            b.insert(&k[..], &n.to_be_bytes()[..]);
+        }
+        b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
+        b.insert(codec::meta_key(META_BYTES), &bytes.to_be_bytes()[..]);
+        self.tree.apply_batch(b)?;
+        w.0 = counts;
+        self.events.store(events, Ordering::Relaxed);
+        self.stored_bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Waits until everything appended so far is on disk: the segment files first,
+    /// then sled, whose summaries refer to them.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        let segs = self.segs.clone();
+        match tokio::task::spawn_blocking(move || segs.sync()).await {
+            Ok(synced) => synced?,
+            // The runtime is shutting down: sync here.
+            Err(_) => self.segs.sync()?,
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -845,10 +1027,17 @@ impl Store {
         if let Some(found) = cache.0.as_ref().and_then(|b| event_in(b, id)) {
             return found.map(Some);
         }
-        // The block is found in the tree, not in `blocks`: a purge step moves a block
-        // it shortens to a new key in one atomic write, which the tree shows at once.
-        let range = blocks::key(BLOCK, 0)..=blocks::key(BLOCK, id.seq);
-        let Some((_, v)) = self.tree.range(range).next_back().transpose()? else {
+        // The block is found by its summary in the tree, not in `blocks`: a purge step
+        // moves a block it shortens to a new key in one atomic write, which the tree
+        // shows at once.
+        let range = blocks::key(BLOCK_META, 0)..=blocks::key(BLOCK_META, id.seq);
+        let Some((k, m)) = self.tree.range(range).next_back().transpose()? else {
+            return Ok(None);
+        };
+        let (Some(first), Some(meta)) = (blocks::seq_of_key(&k), BlockMeta::decode(&m)) else {
+            return Err(StoreError::Corrupt(id));
+        };
+        let Some(v) = self.block_value(first, &meta)? else {
             return Ok(None);
         };
         let block = Block::parse(&v)
@@ -870,7 +1059,7 @@ impl Store {
         Ok(StoreStats {
             events: self.events.load(Ordering::Relaxed),
             stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
-            disk_bytes: self.db.size_on_disk()?,
+            disk_bytes: self.db.size_on_disk()? + self.segs.disk_bytes(),
             oldest,
             newest,
         })
@@ -929,15 +1118,25 @@ impl Store {
             .collect();
         for run in &old {
             let mut b = sled::Batch::default();
-            for i in 0..run.blocks() {
-                b.remove(&index::run_key(run.seq_lo, i)[..]);
+            if run.in_sled() {
+                for i in 0..run.blocks() {
+                    b.remove(&index::run_key(run.seq_lo, i)[..]);
+                }
             }
             b.remove(&index::run_header_key(run.seq_lo)[..]);
             self.apply(b, run.blocks() as usize + 1)?;
+            run.locs().for_each(|l| self.segs.release(l));
         }
         write(&self.index)
             .runs
             .retain(|r| !old.iter().any(|o| o.seq_lo == r.seq_lo));
+        drop(_w);
+        // A file goes only once the writes that dropped the last references to it are
+        // on disk, so a crash never leaves a summary pointing into a deleted file.
+        if self.segs.has_dead() {
+            self.db.flush()?;
+            self.segs.remove_dead()?;
+        }
         Ok(removed)
     }
 
@@ -965,11 +1164,16 @@ impl Store {
         let mut freed = 0u64;
         let mut writes = 2;
         let mut new_metas = Vec::new();
+        let mut released = Vec::new();
+        let mut written = Vec::new();
         for (first, meta) in todo {
-            b.remove(&blocks::key(BLOCK, first)[..]);
+            if meta.loc.is_none() {
+                b.remove(&blocks::key(BLOCK, first)[..]);
+            }
             b.remove(&blocks::key(BLOCK_META, first)[..]);
             writes += 2;
-            let v = self.tree.get(blocks::key(BLOCK, first))?;
+            released.extend(meta.loc);
+            let v = self.block_value(first, &meta)?;
             let Some(block) = v.as_deref().and_then(Block::parse) else {
                 tracing::warn!(seq = first, "removing a damaged event block");
                 n += u64::from(meta.events);
@@ -1002,8 +1206,9 @@ impl Store {
             new_metas.push((first, None));
             if !kept.is_empty() {
                 // A later insert of the same key in the batch overrides its remove.
-                let (head, meta) = blocks::put(&mut b, &kept, kept_bytes);
-                writes += 2;
+                let (head, meta) = self.write_block(&mut b, &kept, kept_bytes)?;
+                written.extend(meta.loc);
+                writes += 1;
                 new_metas.push((head, Some(meta)));
             }
         }
@@ -1016,7 +1221,11 @@ impl Store {
             .saturating_sub(freed);
         b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
         b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);
-        self.apply(b, writes)?;
+        if let Err(e) = self.apply(b, writes) {
+            written.iter().for_each(|l| self.segs.release(*l));
+            return Err(e.into());
+        }
+        released.iter().for_each(|l| self.segs.release(*l));
         w.set(staged);
         self.events.store(events, Ordering::Relaxed);
         self.stored_bytes.store(total, Ordering::Relaxed);
@@ -1065,7 +1274,7 @@ impl Store {
                 break;
             }
             bytes += m.bytes;
-            let Some(v) = self.tree.get(blocks::key(BLOCK, first))? else {
+            let Some(v) = self.block_value(first, &m)? else {
                 continue;
             };
             let Some(block) = Block::parse(&v) else {

@@ -271,7 +271,14 @@ impl Store {
             .chain(ix.sealed.as_deref())
             .collect();
         Walk::new(
-            &self.tree, &ix.runs, &mems, &ix.purged, prefixes, lo, hi, desc,
+            self.disk(),
+            &ix.runs,
+            &mems,
+            &ix.purged,
+            prefixes,
+            lo,
+            hi,
+            desc,
         )
     }
 
@@ -287,7 +294,7 @@ impl Store {
             (ix.runs.clone(), ix.purged.clone())
         };
         for r in &runs {
-            r.count_prefixed(&self.tree, prefix, &purged, &mut out)?;
+            r.count_prefixed(self.disk(), prefix, &purged, &mut out)?;
         }
         Ok(out)
     }

@@ -1,0 +1,499 @@
+//! Event blocks and index runs, kept in append-only segment files beside sled.
+//!
+//! sled copies the tree node a key lands in on every write and again when the node
+//! splits, and it keeps what it wrote in its page cache. Holding the blocks and the
+//! runs' index blocks (a few KB each) in sled, the store wrote 1.18 GB through sled for
+//! 0.48 GB stored over 1,000,000 events, and sled's inserts took a third of the
+//! append threads' time (benches/RESULTS.md, "Blocks and runs in segment files").
+//! Both are written once and never changed, so they go to files here, and sled keeps
+//! only where they are: each block's summary and each run's header hold a [`Loc`].
+//!
+//! A segment file is `data/NNNNNNNN.seg`, records one after the other, each a header
+//! (length u32 LE, CRC-32 of the payload u32 LE) then the payload. A process writes to
+//! one file at a time and starts a new one at open and after [`SEGMENT_BYTES`], so a
+//! file is only appended to by the process that made it. A file goes when nothing
+//! refers to it any more (its blocks and runs were purged), after the sled writes that
+//! dropped the references are on disk.
+//!
+//! Order on disk: a run's records are synced before the sled write that refers to
+//! them. An append's blocks are synced by [`Segments::sync`] before sled's own flush
+//! ([`crate::Store::flush`]), so everything flushed has its records; sled may write
+//! a reference on its own before that, so after a machine crash a block summary can
+//! point past a file's end. [`crate::Store::open`] finds those and removes them.
+
+use crate::StoreError;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A file is closed to writes once it reaches this size. Retention frees space a file
+/// at a time, so this is also how much a store can hold past its limit for a while.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+const HEADER: usize = 8;
+
+/// Where a record is: its file, the offset of its header, its payload's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub file: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Loc {
+    pub const BYTES: usize = 16;
+    /// Bytes of a record's header.
+    pub const FRAMED: u64 = HEADER as u64;
+
+    pub fn encode(&self) -> [u8; Loc::BYTES] {
+        let mut b = [0u8; Loc::BYTES];
+        b[..4].copy_from_slice(&self.file.to_be_bytes());
+        b[4..12].copy_from_slice(&self.offset.to_be_bytes());
+        b[12..].copy_from_slice(&self.len.to_be_bytes());
+        b
+    }
+
+    pub fn decode(v: &[u8]) -> Option<Loc> {
+        let v: &[u8; Loc::BYTES] = v.try_into().ok()?;
+        Some(Loc {
+            file: u32::from_be_bytes(v[..4].try_into().ok()?),
+            offset: u64::from_be_bytes(v[4..12].try_into().ok()?),
+            len: u32::from_be_bytes(v[12..].try_into().ok()?),
+        })
+    }
+
+    /// Bytes the record takes in its file.
+    fn size(&self) -> u64 {
+        HEADER as u64 + u64::from(self.len)
+    }
+}
+
+/// Records to write together, with one system call.
+#[derive(Debug, Default)]
+pub struct Frames {
+    buf: Vec<u8>,
+    /// Each record's header offset in `buf` and payload length.
+    spans: Vec<(usize, u32)>,
+}
+
+impl Frames {
+    pub fn with_capacity(bytes: usize) -> Frames {
+        Frames {
+            buf: Vec::with_capacity(bytes),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Adds a record whose payload `write` appends to the buffer it is given.
+    pub fn push(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; HEADER]);
+        write(&mut self.buf);
+        let len = (self.buf.len() - start - HEADER) as u32;
+        let crc = crc32fast::hash(&self.buf[start + HEADER..]);
+        self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+        self.spans.push((start, len));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// A record read back: sled's value for blocks and runs of the layout before
+/// segment files, else the payload read from its file.
+pub enum Value {
+    Sled(sled::IVec),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Sled(v) => v,
+            Value::Owned(v) => v,
+        }
+    }
+}
+
+/// Where the store's bytes are: sled, and the segment files.
+#[derive(Clone, Copy)]
+pub struct Disk<'a> {
+    pub tree: &'a sled::Tree,
+    pub segs: &'a Segments,
+}
+
+/// Why a record could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Its file was deleted: whatever referred to it was purged meanwhile.
+    Gone,
+    /// Its bytes are not the record written: a short file or a wrong checksum.
+    Damaged,
+    Io(StoreError),
+}
+
+struct Active {
+    id: u32,
+    file: Arc<File>,
+    len: u64,
+}
+
+/// What the store knows of each file: its length and the bytes of it still referred to.
+#[derive(Debug, Default, Clone, Copy)]
+struct FileState {
+    len: u64,
+    live: u64,
+}
+
+pub struct Segments {
+    dir: PathBuf,
+    active: Mutex<Active>,
+    files: Mutex<BTreeMap<u32, FileState>>,
+    /// Open handles for reading, by file.
+    readers: RwLock<HashMap<u32, Arc<File>>>,
+}
+
+fn path_of(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:08}.seg"))
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |error| StoreError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+impl Segments {
+    /// Opens the segment files in `dir` (created owner-only) and starts a new one to
+    /// write to. Every file starts with nothing referred to: the store then counts its
+    /// references with [`Segments::refer`] and calls [`Segments::remove_dead`].
+    pub fn open(dir: &Path) -> Result<Segments, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_at(dir))?;
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
+            let entry = entry.map_err(io_at(dir))?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".seg"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let len = entry.metadata().map_err(io_at(&entry.path()))?.len();
+            files.insert(id, FileState { len, live: 0 });
+        }
+        let id = files.keys().next_back().map_or(1, |last| last + 1);
+        let file = Self::create(dir, id)?;
+        files.insert(id, FileState::default());
+        Ok(Segments {
+            dir: dir.to_path_buf(),
+            active: Mutex::new(Active {
+                id,
+                file: Arc::new(file),
+                len: 0,
+            }),
+            files: Mutex::new(files),
+            readers: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn create(dir: &Path, id: u32) -> Result<File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path_of(dir, id);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        // The new name must survive a crash as well as what is written under it.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(dir))?;
+        Ok(file)
+    }
+
+    /// Writes `frames` at the end of the file being written, all in that one file;
+    /// returns where each record is. The records count as referred to from now on.
+    pub fn write(&self, frames: &Frames) -> Result<Vec<Loc>, StoreError> {
+        if frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = frames.buf.len() as u64;
+        if a.len > 0 && a.len + bytes > SEGMENT_BYTES {
+            // The file closed to writes is synced now, so one sync of the file being
+            // written covers everything written before it.
+            a.file
+                .sync_data()
+                .map_err(io_at(&path_of(&self.dir, a.id)))?;
+            let id = a.id + 1;
+            let file = Self::create(&self.dir, id)?;
+            *a = Active {
+                id,
+                file: Arc::new(file),
+                len: 0,
+            };
+            self.lock_files().insert(id, FileState::default());
+        }
+        a.file
+            .write_all_at(&frames.buf, a.len)
+            .map_err(io_at(&path_of(&self.dir, a.id)))?;
+        let base = a.len;
+        a.len += bytes;
+        let locs: Vec<Loc> = frames
+            .spans
+            .iter()
+            .map(|&(at, len)| Loc {
+                file: a.id,
+                offset: base + at as u64,
+                len,
+            })
+            .collect();
+        let mut files = self.lock_files();
+        let f = files.entry(a.id).or_default();
+        f.len = a.len;
+        f.live += bytes;
+        Ok(locs)
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let (id, file) = {
+            let a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            (a.id, a.file.clone())
+        };
+        file.sync_data().map_err(io_at(&path_of(&self.dir, id)))
+    }
+
+    fn reader(&self, id: u32) -> Result<Arc<File>, ReadError> {
+        if let Some(f) = self
+            .readers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(f.clone());
+        }
+        if !self.lock_files().contains_key(&id) {
+            return Err(ReadError::Gone);
+        }
+        let path = path_of(&self.dir, id);
+        let file = match File::open(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadError::Gone),
+            Err(error) => return Err(ReadError::Io(StoreError::Io { path, error })),
+        };
+        self.readers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, file.clone());
+        Ok(file)
+    }
+
+    /// The payload of the record at `loc`, checked against its header.
+    pub fn read(&self, loc: Loc) -> Result<Vec<u8>, ReadError> {
+        let file = self.reader(loc.file)?;
+        let mut buf = vec![0u8; loc.size() as usize];
+        match file.read_exact_at(&mut buf, loc.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(ReadError::Damaged),
+            Err(error) => {
+                return Err(ReadError::Io(StoreError::Io {
+                    path: path_of(&self.dir, loc.file),
+                    error,
+                }))
+            }
+        }
+        let len = u32::from_le_bytes(buf[..4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(buf[4..HEADER].try_into().unwrap_or_default());
+        if len != loc.len || crc32fast::hash(&buf[HEADER..]) != crc {
+            return Err(ReadError::Damaged);
+        }
+        buf.drain(..HEADER);
+        Ok(buf)
+    }
+
+    /// Whether the file of `loc` holds all of its record, by length only: what
+    /// [`crate::Store::open`] checks of every reference before it trusts it.
+    pub fn holds(&self, loc: Loc) -> bool {
+        self.lock_files()
+            .get(&loc.file)
+            .is_some_and(|f| loc.offset + loc.size() <= f.len)
+    }
+
+    /// Counts a reference to `loc` found at open.
+    pub fn refer(&self, loc: Loc) {
+        if let Some(f) = self.lock_files().get_mut(&loc.file) {
+            f.live += loc.size();
+        }
+    }
+
+    /// Drops a reference to `loc`: its block or run was deleted or never stored.
+    pub fn release(&self, loc: Loc) {
+        if let Some(f) = self.lock_files().get_mut(&loc.file) {
+            f.live = f.live.saturating_sub(loc.size());
+        }
+    }
+
+    /// Whether some file other than the one being written has nothing referring to it.
+    pub fn has_dead(&self) -> bool {
+        let active = self.active_id();
+        self.lock_files()
+            .iter()
+            .any(|(id, f)| *id != active && f.live == 0)
+    }
+
+    /// Deletes the files, but the one being written, that nothing refers to. Call it
+    /// only once the writes that dropped their references are on disk.
+    pub fn remove_dead(&self) -> Result<usize, StoreError> {
+        let active = self.active_id();
+        let dead: Vec<u32> = self
+            .lock_files()
+            .iter()
+            .filter(|(id, f)| **id != active && f.live == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &dead {
+            self.lock_files().remove(id);
+            self.readers
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            let path = path_of(&self.dir, *id);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                _ => {}
+            }
+        }
+        Ok(dead.len())
+    }
+
+    /// Bytes the segment files take.
+    pub fn disk_bytes(&self) -> u64 {
+        self.lock_files().values().map(|f| f.len).sum()
+    }
+
+    fn active_id(&self) -> u32 {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).id
+    }
+
+    fn lock_files(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, FileState>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(payloads: &[&[u8]]) -> Frames {
+        let mut f = Frames::default();
+        for p in payloads {
+            f.push(|out| out.extend_from_slice(p));
+        }
+        f
+    }
+
+    #[test]
+    fn records_are_read_back_and_damage_is_told_apart_from_a_deleted_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path()).unwrap();
+        let locs = segs
+            .write(&frames(&[b"first", b"", b"third record"]))
+            .unwrap();
+        assert_eq!(locs.len(), 3);
+        assert_eq!(segs.read(locs[0]).unwrap(), b"first");
+        assert_eq!(segs.read(locs[1]).unwrap(), b"");
+        assert_eq!(segs.read(locs[2]).unwrap(), b"third record");
+        assert!(locs.iter().all(|l| segs.holds(*l)));
+        assert_eq!(Loc::decode(&locs[2].encode()), Some(locs[2]));
+
+        // A flipped byte in a payload is caught by its checksum.
+        let path = path_of(dir.path(), locs[0].file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[locs[2].offset as usize + HEADER] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(segs.read(locs[2]), Err(ReadError::Damaged)));
+        assert_eq!(segs.read(locs[0]).unwrap(), b"first");
+
+        // A reference past the end of the file.
+        let past = Loc {
+            offset: bytes.len() as u64,
+            ..locs[0]
+        };
+        assert!(!segs.holds(past));
+        assert!(matches!(segs.read(past), Err(ReadError::Damaged)));
+        assert!(matches!(
+            segs.read(Loc {
+                file: 99,
+                ..locs[0]
+            }),
+            Err(ReadError::Gone)
+        ));
+    }
+
+    #[test]
+    fn a_file_goes_once_nothing_refers_to_it_and_a_reopen_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path()).unwrap();
+        let kept = segs.write(&frames(&[b"kept"])).unwrap()[0];
+        let gone = segs.write(&frames(&[b"gone"])).unwrap()[0];
+        assert_eq!(kept.file, gone.file);
+        segs.sync().unwrap();
+        drop(segs);
+
+        let segs = Segments::open(dir.path()).unwrap();
+        segs.refer(kept);
+        let new = segs.write(&frames(&[b"new"])).unwrap()[0];
+        assert_eq!(
+            new.file,
+            kept.file + 1,
+            "a reopened store writes a new file"
+        );
+        assert!(!segs.has_dead());
+        assert_eq!(segs.remove_dead().unwrap(), 0);
+        assert_eq!(segs.read(kept).unwrap(), b"kept");
+
+        segs.release(kept);
+        assert!(segs.has_dead());
+        assert_eq!(segs.remove_dead().unwrap(), 1);
+        assert!(!path_of(dir.path(), kept.file).exists());
+        assert!(matches!(segs.read(kept), Err(ReadError::Gone)));
+        // The file being written stays even with nothing in it referred to.
+        segs.release(new);
+        assert_eq!(segs.remove_dead().unwrap(), 0);
+        assert_eq!(segs.read(new).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_full_file_is_closed_and_a_write_never_spans_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path()).unwrap();
+        let big = vec![7u8; (SEGMENT_BYTES / 3) as usize];
+        let mut locs = Vec::new();
+        for _ in 0..4 {
+            locs.extend(segs.write(&frames(&[&big, b"tail"])).unwrap());
+        }
+        let files: Vec<u32> = locs.iter().map(|l| l.file).collect();
+        assert_eq!(files, [1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!(segs.read(locs[7]).unwrap(), b"tail");
+        assert_eq!(
+            segs.disk_bytes(),
+            4 * (big.len() as u64 + 4 + 2 * HEADER as u64)
+        );
+    }
+}
