@@ -25,7 +25,7 @@
 //! the next sequence number.
 
 use crate::codec::EventId;
-use crate::segments::{Frames, Loc};
+use crate::segments::{Frames, Kind, Loc};
 use std::borrow::Cow;
 
 pub const BLOCK: u8 = b'b';
@@ -177,9 +177,9 @@ impl Records {
     }
 
     /// Adds the block, its first event having sequence number `first_seq`, to the
-    /// records to write.
-    pub fn frame(&self, frames: &mut Frames, first_seq: u64) {
-        frames.push(|out| self.value_into(first_seq, out));
+    /// records to write, as a record of `kind`.
+    pub fn frame(&self, frames: &mut Frames, kind: Kind, first_seq: u64) {
+        frames.push(kind, |out| self.value_into(first_seq, out));
     }
 
     /// The block's summary once its record is at `loc`; `bytes` is its share of

@@ -307,7 +307,7 @@ impl Store {
             let Some(k) = codec::count_key_of_prefix(p) else {
                 return Ok(None);
             };
-            total += self.tree.get(k)?.map_or(0, |v| codec::u64_value(&v));
+            total += crate::read(&self.counts).0.get(&k).copied().unwrap_or(0);
         }
         Ok(Some(total))
     }

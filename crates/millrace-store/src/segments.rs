@@ -1,25 +1,29 @@
-//! Event blocks and index runs, kept in append-only segment files beside sled.
+//! Event blocks and index runs, kept in append-only segment files beside sled; the
+//! files are also the store's write-ahead log.
 //!
 //! sled copies the tree node a key lands in on every write and again when the node
-//! splits, and it keeps what it wrote in its page cache. Holding the blocks and the
-//! runs' index blocks (a few KB each) in sled, the store wrote 1.18 GB through sled for
-//! 0.48 GB stored over 1,000,000 events, and sled's inserts took a third of the
-//! append threads' time (benches/RESULTS.md, "Blocks and runs in segment files").
-//! Both are written once and never changed, so they go to files here, and sled keeps
-//! only where they are: each block's summary and each run's header hold a [`Loc`].
+//! splits, and keeps what it wrote in its page cache. Holding the blocks and the runs'
+//! index blocks (a few KB each) in sled, the store wrote 1.18 GB through sled for
+//! 0.48 GB stored over 1,000,000 events, its peak RSS was 400 MB, and each append's
+//! flush waited for sled to write and sync its log (benches/RESULTS.md, "Blocks and
+//! runs in segment files"). Both are written once and never changed, so they go to
+//! files here, and sled keeps only where they are: each block's summary and each run's
+//! header hold a [`Loc`].
 //!
 //! A segment file is `data/NNNNNNNN.seg`, records one after the other, each a header
-//! (length u32 LE, CRC-32 of the payload u32 LE) then the payload. A process writes to
-//! one file at a time and starts a new one at open and after [`SEGMENT_BYTES`], so a
-//! file is only appended to by the process that made it. A file goes when nothing
-//! refers to it any more (its blocks and runs were purged), after the sled writes that
-//! dropped the references are on disk.
+//! (payload length u32 LE, [`Kind`] with a magic number u32 LE, CRC-32 of those four
+//! bytes and the payload u32 LE) then the payload. A process writes to one file at a
+//! time and starts a new one at open and after [`SEGMENT_BYTES`], so a file is only
+//! appended to by the process that made it. A file goes when nothing refers to it any
+//! more (its blocks and runs were purged), after the sled writes that dropped the
+//! references are on disk.
 //!
-//! Order on disk: a run's records are synced before the sled write that refers to
-//! them. An append's blocks are synced by [`Segments::sync`] before sled's own flush
-//! ([`crate::Store::flush`]), so everything flushed has its records; sled may write
-//! a reference on its own before that, so after a machine crash a block summary can
-//! point past a file's end. [`crate::Store::open`] finds those and removes them.
+//! An append is durable once its blocks are synced here ([`Segments::sync`]); sled
+//! takes the summaries and counters of many appends at once, at a checkpoint that
+//! records how far in the files it reaches. At open, the blocks written after the last
+//! checkpoint sled kept are read back from the files ([`Segments::records_from`]) and
+//! counted again, so a crash loses nothing that was synced. A run's records are synced
+//! before the sled write that refers to them.
 
 use crate::StoreError;
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +36,33 @@ use std::sync::{Arc, Mutex, RwLock};
 /// A file is closed to writes once it reaches this size. Retention frees space a file
 /// at a time, so this is also how much a store can hold past its limit for a while.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
-const HEADER: usize = 8;
+const HEADER: usize = 12;
+/// The high bytes of a record's kind word: a header of zeros, or of anything but a
+/// record, is never read as one.
+const MAGIC: u32 = 0x4d52_5300;
+
+/// What a record holds, which says whether the write-ahead log replays it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A block of events an append wrote: replayed.
+    Block = 1,
+    /// A block a purge or a layout upgrade wrote, with events already counted: never
+    /// replayed, since its writer syncs it before sled refers to it.
+    Rewritten = 2,
+    /// An index block of a run.
+    Run = 3,
+}
+
+impl Kind {
+    fn of(word: u32) -> Option<Kind> {
+        match word.checked_sub(MAGIC)? {
+            1 => Some(Kind::Block),
+            2 => Some(Kind::Rewritten),
+            3 => Some(Kind::Run),
+            _ => None,
+        }
+    }
+}
 
 /// Where a record is: its file, the offset of its header, its payload's length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,21 +116,37 @@ impl Frames {
         }
     }
 
-    /// Adds a record whose payload `write` appends to the buffer it is given.
-    pub fn push(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Adds a record of `kind` whose payload `write` appends to the buffer it is given.
+    pub fn push(&mut self, kind: Kind, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0; HEADER]);
         write(&mut self.buf);
         let len = (self.buf.len() - start - HEADER) as u32;
-        let crc = crc32fast::hash(&self.buf[start + HEADER..]);
         self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        self.buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+        self.buf[start + 4..start + 8].copy_from_slice(&(MAGIC + kind as u32).to_le_bytes());
+        let crc = checksum(&self.buf[start + 4..start + 8], &self.buf[start + HEADER..]);
+        self.buf[start + 8..start + HEADER].copy_from_slice(&crc.to_le_bytes());
         self.spans.push((start, len));
     }
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
+}
+
+fn checksum(kind: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(kind);
+    h.update(payload);
+    h.finalize()
+}
+
+/// The kind and payload length of a record, from its header; None when the header is
+/// not a record's or its payload would pass `room`.
+fn parse_header(h: &[u8], room: u64) -> Option<(Kind, u32)> {
+    let len = u32::from_le_bytes(h.get(..4)?.try_into().ok()?);
+    let kind = Kind::of(u32::from_le_bytes(h.get(4..8)?.try_into().ok()?))?;
+    (u64::from(len) <= room).then_some((kind, len))
 }
 
 /// A record read back: sled's value for blocks and runs of the layout before
@@ -318,13 +364,70 @@ impl Segments {
                 }))
             }
         }
-        let len = u32::from_le_bytes(buf[..4].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(buf[4..HEADER].try_into().unwrap_or_default());
-        if len != loc.len || crc32fast::hash(&buf[HEADER..]) != crc {
+        let crc = u32::from_le_bytes(buf[8..HEADER].try_into().unwrap_or_default());
+        let header = parse_header(&buf, u64::from(loc.len));
+        if header.map(|h| h.1) != Some(loc.len) || checksum(&buf[4..8], &buf[HEADER..]) != crc {
             return Err(ReadError::Damaged);
         }
         buf.drain(..HEADER);
         Ok(buf)
+    }
+
+    /// Where the next record will be written: what a checkpoint reaches.
+    pub fn end(&self) -> Loc {
+        let a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        Loc {
+            file: a.id,
+            offset: a.len,
+            len: 0,
+        }
+    }
+
+    /// The records from `from` on, in the order written: the rest of its file, then
+    /// every later file. Each file is read up to its first record that is cut short or
+    /// fails its checksum, which is where a crash interrupted its writing.
+    pub fn records_from(&self, from: Loc) -> Result<Vec<(Loc, Kind, Vec<u8>)>, StoreError> {
+        let files: Vec<(u32, u64)> = self
+            .lock_files()
+            .range(from.file..)
+            .map(|(id, f)| (*id, f.len))
+            .collect();
+        let mut out = Vec::new();
+        for (id, len) in files {
+            let path = path_of(&self.dir, id);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_at(&path)(e)),
+            };
+            let mut at = if id == from.file { from.offset } else { 0 };
+            while let Some(h) = bytes.get(at as usize..at as usize + HEADER) {
+                let room = (bytes.len() as u64).saturating_sub(at + HEADER as u64);
+                let Some((kind, n)) = parse_header(h, room) else {
+                    break;
+                };
+                let payload = &bytes[at as usize + HEADER..at as usize + HEADER + n as usize];
+                let crc = u32::from_le_bytes(h[8..].try_into().unwrap_or_default());
+                if checksum(&h[4..8], payload) != crc {
+                    break;
+                }
+                let loc = Loc {
+                    file: id,
+                    offset: at,
+                    len: n,
+                };
+                out.push((loc, kind, payload.to_vec()));
+                at += loc.size();
+            }
+            if at < len {
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = at,
+                    "a segment file ends in a record cut short by a crash; what follows is not read"
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the file of `loc` holds all of its record, by length only: what
@@ -403,7 +506,7 @@ mod tests {
     fn frames(payloads: &[&[u8]]) -> Frames {
         let mut f = Frames::default();
         for p in payloads {
-            f.push(|out| out.extend_from_slice(p));
+            f.push(Kind::Block, |out| out.extend_from_slice(p));
         }
         f
     }
@@ -477,6 +580,53 @@ mod tests {
         segs.release(new);
         assert_eq!(segs.remove_dead().unwrap(), 0);
         assert_eq!(segs.read(new).unwrap(), b"new");
+    }
+
+    #[test]
+    fn the_log_is_read_back_in_order_up_to_a_record_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::open(dir.path()).unwrap();
+        let mut f = Frames::default();
+        f.push(Kind::Block, |out| out.extend_from_slice(b"b1"));
+        f.push(Kind::Run, |out| out.extend_from_slice(b"r1"));
+        let first = segs.write(&f).unwrap();
+        let mid = segs.end();
+        let mut f = Frames::default();
+        f.push(Kind::Rewritten, |out| out.extend_from_slice(b"w1"));
+        f.push(Kind::Block, |out| out.extend_from_slice(b"b2"));
+        let second = segs.write(&f).unwrap();
+        segs.sync().unwrap();
+        drop(segs);
+        // A crash in the middle of the next write: a header and part of a payload.
+        let path = path_of(dir.path(), first[0].file);
+        let mut torn = Frames::default();
+        torn.push(Kind::Block, |out| out.extend_from_slice(&[9; 100]));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&torn.buf[..60]);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let segs = Segments::open(dir.path()).unwrap();
+        let mut f = Frames::default();
+        f.push(Kind::Block, |out| out.extend_from_slice(b"b3"));
+        let third = segs.write(&f).unwrap();
+        let got: Vec<(Loc, Kind, Vec<u8>)> = segs
+            .records_from(Loc {
+                file: first[0].file,
+                offset: 0,
+                len: 0,
+            })
+            .unwrap();
+        let expect = vec![
+            (first[0], Kind::Block, b"b1".to_vec()),
+            (first[1], Kind::Run, b"r1".to_vec()),
+            (second[0], Kind::Rewritten, b"w1".to_vec()),
+            (second[1], Kind::Block, b"b2".to_vec()),
+            (third[0], Kind::Block, b"b3".to_vec()),
+        ];
+        assert_eq!(got, expect);
+        assert_eq!(segs.records_from(mid).unwrap(), expect[2..]);
+        // Zeros where a header should be are not a record.
+        assert_eq!(parse_header(&[0; HEADER], 1 << 20), None);
     }
 
     #[test]
