@@ -136,6 +136,7 @@ struct Index {
 /// before that waits for it, which bounds the memory held.
 struct RunWriter {
     tree: sled::Tree,
+    /// The runs' segment files.
     segs: Arc<Segments>,
     index: Arc<RwLock<Index>>,
     /// True from a seal until its run is written.
@@ -213,8 +214,10 @@ impl RunWriter {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    /// The event blocks and index runs ([`segments`]).
+    /// The event blocks, which are also the write-ahead log ([`segments`]).
     segs: Arc<Segments>,
+    /// The index runs' blocks.
+    run_segs: Arc<Segments>,
     /// Appends, purges and checkpoints change the counters and the block table, one at
     /// a time, which keeps them exact. Queries never take it.
     write: Mutex<Writer>,
@@ -407,13 +410,16 @@ impl Store {
             }
         }
         let segs = Arc::new(Segments::open(&dir.join("data"))?);
+        // Runs have files of their own, so that the write-ahead log holds only what
+        // it replays, and an append's flush syncs only its own blocks.
+        let run_segs = Arc::new(Segments::open(&dir.join("runs"))?);
         // A run's blocks are synced before its header is written, so a run whose blocks
         // are missing means a damaged disk: it and the runs after it are dropped, and
         // their events indexed again from the blocks.
         let mut covered = covered;
         if let Some(cut) = runs
             .iter()
-            .filter(|r| !r.locs().all(|l| segs.holds(l)))
+            .filter(|r| !r.locs().all(|l| run_segs.holds(l)))
             .map(|r| r.seq_lo)
             .min()
         {
@@ -473,9 +479,10 @@ impl Store {
             m.loc.iter().for_each(|l| segs.refer(*l));
         }
         for r in &runs {
-            r.locs().for_each(|l| segs.refer(l));
+            r.locs().for_each(|l| run_segs.refer(l));
         }
         segs.remove_dead()?;
+        run_segs.remove_dead()?;
         let next_seq = blocks
             .values()
             .map(|m| m.last_seq + 1)
@@ -492,7 +499,7 @@ impl Store {
         }));
         let runs = Arc::new(RunWriter {
             tree: tree.clone(),
-            segs: segs.clone(),
+            segs: run_segs.clone(),
             index: index.clone(),
             busy: Mutex::new(false),
             done: std::sync::Condvar::new(),
@@ -526,6 +533,7 @@ impl Store {
             db,
             tree,
             segs,
+            run_segs,
             write: Mutex::new(writer),
             counts: RwLock::new(counters),
             default_levels: opts.level_regex.as_str() == DEFAULT_LEVEL_REGEX,
@@ -1054,7 +1062,7 @@ impl Store {
     fn disk(&self) -> Disk<'_> {
         Disk {
             tree: &self.tree,
-            segs: &self.segs,
+            segs: &self.run_segs,
         }
     }
 
@@ -1195,7 +1203,9 @@ impl Store {
         Ok(StoreStats {
             events: self.events.load(Ordering::Relaxed),
             stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
-            disk_bytes: self.db.size_on_disk()? + self.segs.disk_bytes(),
+            disk_bytes: self.db.size_on_disk()?
+                + self.segs.disk_bytes()
+                + self.run_segs.disk_bytes(),
             oldest,
             newest,
         })
@@ -1259,7 +1269,7 @@ impl Store {
             }
             b.remove(&index::run_header_key(run.seq_lo)[..]);
             self.apply(b, run.blocks() as usize + 1)?;
-            run.locs().for_each(|l| self.segs.release(l));
+            run.locs().for_each(|l| self.run_segs.release(l));
         }
         write(&self.index)
             .runs
@@ -1267,9 +1277,10 @@ impl Store {
         drop(_w);
         // A file goes only once the writes that dropped the last references to it are
         // on disk, so a crash never leaves a summary pointing into a deleted file.
-        if self.segs.has_dead() {
+        if self.segs.has_dead() || self.run_segs.has_dead() {
             self.db.flush()?;
             self.segs.remove_dead()?;
+            self.run_segs.remove_dead()?;
         }
         Ok(removed)
     }
