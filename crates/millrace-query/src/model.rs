@@ -207,7 +207,7 @@ pub struct StoreResponse {
     pub events: u64,
     /// Bytes of records and index entries (what `--max-store-bytes` bounds).
     pub stored_bytes: u64,
-    /// Bytes of the database files on disk.
+    /// Bytes of the store's files on disk: the database and the segment files.
     pub disk_bytes: u64,
     pub oldest: Option<String>,
     pub newest: Option<String>,

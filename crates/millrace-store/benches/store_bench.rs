@@ -782,7 +782,7 @@ fn main() {
         stats.stored_bytes as f64 / n as f64
     );
     println!(
-        "| sled size_on_disk per event | {:.0} |",
+        "| disk_bytes per event (sled and segment files) | {:.0} |",
         stats.disk_bytes as f64 / n as f64
     );
     println!(
@@ -795,7 +795,7 @@ fn main() {
         hwm_ingest as f64 / 1024.0
     );
     println!(
-        "| reopen (sled's recovery, block summaries, events not yet in a run indexed again) | {:.2} s |",
+        "| reopen (sled's recovery, block summaries, the log since the last checkpoint read back, events not yet in a run indexed again) | {:.2} s |",
         reopen.as_secs_f64()
     );
     println!();

@@ -461,7 +461,14 @@ impl Store {
             .and_then(|v| segments::Loc::decode(&v));
         let mut writer = Writer::default();
         let (mut events, mut stored_bytes) = (events, stored_bytes);
-        if let Some(from) = wal {
+        {
+            // A store whose first checkpoint never reached the disk is read back from
+            // its first file; one from before segment files has none to read.
+            let from = wal.unwrap_or(segments::Loc {
+                file: 0,
+                offset: 0,
+                len: 0,
+            });
             let replayed = Self::replay(&segs, from, &mut blocks, &mut counters)?;
             if !replayed.metas.is_empty() {
                 tracing::info!(
@@ -547,9 +554,14 @@ impl Store {
             store.recount()?;
         }
         {
-            // Also marks where the log starts for a store that had none.
+            // Also marks where the log starts for a store that had none. Made durable
+            // at once: the files before the mark may be deleted as unreferenced at the
+            // next open, which must then find what was read back here in sled.
             let mut w = store.write.lock().unwrap_or_else(|e| e.into_inner());
-            store.checkpoint(&mut w, wal.is_none())?;
+            if !w.metas.is_empty() || !w.dirty.is_empty() || wal.is_none() {
+                store.checkpoint(&mut w, true)?;
+                store.db.flush()?;
+            }
         }
         store.reindex_since(covered)?;
         Ok(store)

@@ -10,7 +10,9 @@
 //! files here, and sled keeps only where they are: each block's summary and each run's
 //! header hold a [`Loc`].
 //!
-//! A segment file is `data/NNNNNNNN.seg`, records one after the other, each a header
+//! Event blocks go to the files in `data/`, runs to those in `runs/`, so that the log
+//! holds only what it replays and an append's flush syncs only its own blocks. A
+//! segment file is `NNNNNNNN.seg`, records one after the other, each a header
 //! (payload length u32 LE, [`Kind`] with a magic number u32 LE, CRC-32 of those four
 //! bytes and the payload u32 LE) then the payload. A process writes to one file at a
 //! time and starts a new one at open and after [`SEGMENT_BYTES`], so a file is only
