@@ -436,9 +436,9 @@ impl Store {
             tree.apply_batch(b)?;
             runs.retain(|r| r.seq_lo < cut);
         }
-        // An append's blocks reach the disk with the store's flush; sled may have
-        // written their summaries before a machine crash cut that short. Those blocks
-        // were never flushed, so never acknowledged to a sender.
+        // A checkpoint syncs the blocks before sled takes their summaries, so a summary
+        // pointing past the end of its file means a file cut short or removed, or a
+        // disk that lost what it had synced.
         let lost: Vec<u64> = blocks
             .iter()
             .filter(|(_, m)| m.loc.is_some_and(|l| !segs.holds(l)))
@@ -447,7 +447,7 @@ impl Store {
         if !lost.is_empty() {
             tracing::warn!(
                 blocks = lost.len(),
-                "event blocks written just before a crash are not in the segment files; removing them and counting the store again"
+                "event blocks are missing from their segment files (cut short or removed by hand, or a disk that lost synced data); removing them and counting the store again"
             );
             let mut b = sled::Batch::default();
             for first in &lost {
