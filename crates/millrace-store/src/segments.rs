@@ -397,12 +397,21 @@ impl Segments {
         let mut out = Vec::new();
         for (id, len) in files {
             let path = path_of(&self.dir, id);
-            let bytes = match std::fs::read(&path) {
+            // Only the part after the checkpoint is read, not the whole file.
+            let start = if id == from.file { from.offset } else { 0 };
+            let read = File::open(&path).and_then(|mut f| {
+                use std::io::{Read, Seek};
+                f.seek(io::SeekFrom::Start(start))?;
+                let mut bytes = Vec::with_capacity(len.saturating_sub(start) as usize);
+                f.read_to_end(&mut bytes)?;
+                Ok(bytes)
+            });
+            let bytes = match read {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_at(&path)(e)),
             };
-            let mut at = if id == from.file { from.offset } else { 0 };
+            let mut at = 0u64;
             while let Some(h) = bytes.get(at as usize..at as usize + HEADER) {
                 let room = (bytes.len() as u64).saturating_sub(at + HEADER as u64);
                 let Some((kind, n)) = parse_header(h, room) else {
@@ -415,16 +424,16 @@ impl Segments {
                 }
                 let loc = Loc {
                     file: id,
-                    offset: at,
+                    offset: start + at,
                     len: n,
                 };
                 out.push((loc, kind, payload.to_vec()));
                 at += loc.size();
             }
-            if at < len {
+            if start + at < len {
                 tracing::warn!(
                     file = %path.display(),
-                    offset = at,
+                    offset = start + at,
                     "a segment file ends in a record cut short by a crash; what follows is not read"
                 );
             }
