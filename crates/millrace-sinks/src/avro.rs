@@ -56,7 +56,7 @@ impl AvroSinkConfig {
             }
             let roots = match p.get("truststore") {
                 Some(path) => tls::pem_roots(std::path::Path::new(&path)),
-                None => tls::system_roots(),
+                None => tls::system_roots().map_err(|e| format!("not set, and {e}; set it to a PEM file with the certificate of the avro source (or of its CA), or install the system's CA certificates (ca-certificates)")),
             };
             match roots.and_then(tls::client_tls) {
                 Ok(c) => tls = Some(Arc::new(c)),

@@ -206,7 +206,7 @@ impl HttpSinkConfig {
                 Ok(c) => tls = Some(Arc::new(c)),
                 Err(e) => p.error_at(
                     "endpoint",
-                    format!("`{}`: CA certificates {e}", p.full_key("endpoint")),
+                    format!("`{}` is https, but {e}; install the system's CA certificates (ca-certificates), or set SSL_CERT_FILE to a PEM file with the endpoint's CA", p.full_key("endpoint")),
                 ),
             }
         }

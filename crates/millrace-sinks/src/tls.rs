@@ -36,9 +36,7 @@ pub(crate) fn system_roots() -> Result<rustls::RootCertStore, String> {
             .first()
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
-        return Err(format!(
-            "not set, and no CA certificates were found on this system{why}; set it to a PEM file with the certificate of the avro source (or of its CA), or install the system's CA certificates (ca-certificates)"
-        ));
+        return Err(format!("no CA certificates were found on this system{why}"));
     }
     Ok(roots)
 }

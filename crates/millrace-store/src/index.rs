@@ -716,45 +716,25 @@ pub struct Run {
     /// For blocks in the layout of [`put_entry`], the time its first ids are written
     /// from; None for the fixed-width layout of earlier runs.
     time_base: Option<u64>,
-    /// Where the blocks are in the segment files; None for runs kept in sled.
-    data: Option<RunData>,
+    /// Where the blocks are in the segment files (one after the other in one file);
+    /// None for runs kept in sled.
+    data: Option<Vec<Loc>>,
 }
 
-/// Where a run's blocks are: one after the other in one segment file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RunData {
-    file: u32,
-    offset: u64,
-    lens: Vec<u32>,
-    /// Each block's offset, from `offset` and `lens`.
-    offsets: Vec<u64>,
-}
-
-impl RunData {
-    fn new(file: u32, offset: u64, lens: Vec<u32>) -> RunData {
-        let offsets = lens
-            .iter()
-            .scan(offset, |at, len| {
-                let here = *at;
-                *at += Loc::FRAMED + u64::from(*len);
-                Some(here)
-            })
-            .collect();
-        RunData {
-            file,
-            offset,
-            lens,
-            offsets,
-        }
-    }
-
-    fn loc(&self, i: usize) -> Option<Loc> {
-        Some(Loc {
-            file: self.file,
-            offset: *self.offsets.get(i)?,
-            len: *self.lens.get(i)?,
+/// Where the blocks of lengths `lens` are when written one after the other in `file`
+/// from `offset`, as a run's blocks are.
+fn consecutive(file: u32, offset: u64, lens: &[u32]) -> Vec<Loc> {
+    lens.iter()
+        .scan(offset, |at, &len| {
+            let loc = Loc {
+                file,
+                offset: *at,
+                len,
+            };
+            *at += Loc::FRAMED + u64::from(len);
+            Some(loc)
         })
-    }
+        .collect()
 }
 
 /// The first byte of the header of a run whose blocks are in the layout of
@@ -835,11 +815,12 @@ impl Run {
             (Some(d), t) => {
                 out.push(SEGMENT_RUN);
                 out.extend_from_slice(&t.unwrap_or(0).to_be_bytes());
-                out.extend_from_slice(&d.file.to_be_bytes());
-                out.extend_from_slice(&d.offset.to_be_bytes());
-                out.extend_from_slice(&(d.lens.len() as u32).to_be_bytes());
-                for len in &d.lens {
-                    out.extend_from_slice(&len.to_be_bytes());
+                let first = d.first().map_or((0, 0), |l| (l.file, l.offset));
+                out.extend_from_slice(&first.0.to_be_bytes());
+                out.extend_from_slice(&first.1.to_be_bytes());
+                out.extend_from_slice(&(d.len() as u32).to_be_bytes());
+                for l in d {
+                    out.extend_from_slice(&l.len.to_be_bytes());
                 }
             }
             (None, Some(t)) => {
@@ -873,14 +854,14 @@ impl Run {
                 let offset = codec::u64_value(rest.get(12..20)?);
                 let n = u32::from_be_bytes(rest.get(20..24)?.try_into().ok()?) as usize;
                 let end = 24 + n.checked_mul(4)?;
-                let lens = rest
+                let lens: Vec<u32> = rest
                     .get(24..end)?
                     .chunks_exact(4)
                     .map(|c| u32::from_be_bytes(c.try_into().unwrap_or_default()))
                     .collect();
                 (
                     Some(time_base),
-                    Some(RunData::new(file, offset, lens)),
+                    Some(consecutive(file, offset, &lens)),
                     &rest[end..],
                 )
             }
@@ -901,8 +882,9 @@ impl Run {
             rest = &rest[2 + n..];
         }
         // A header with block locations must give one per block.
-        let segment = data.is_some();
-        let firsts_len = firsts.len();
+        if data.as_ref().is_some_and(|d| d.len() != firsts.len()) {
+            return None;
+        }
         Some(Run {
             seq_lo,
             seq_hi: u(0)?,
@@ -912,27 +894,18 @@ impl Run {
             firsts,
             bloom: Bloom { bits },
             time_base,
-            data: data.filter(|d: &RunData| d.lens.len() == firsts_len),
+            data,
         })
-        .filter(|r| r.data.is_some() || !segment)
     }
 
     /// Where the run's blocks are, once written to a segment file by one write.
     pub fn set_data(&mut self, locs: &[Loc]) {
-        if let Some(first) = locs.first() {
-            self.data = Some(RunData::new(
-                first.file,
-                first.offset,
-                locs.iter().map(|l| l.len).collect(),
-            ));
-        }
+        self.data = Some(locs.to_vec());
     }
 
     /// Where each of the run's blocks is in the segment files.
     pub fn locs(&self) -> impl Iterator<Item = Loc> + '_ {
-        self.data
-            .iter()
-            .flat_map(|d| (0..d.lens.len()).filter_map(|i| d.loc(i)))
+        self.data.iter().flatten().copied()
     }
 
     /// Whether the blocks are in sled, under `r` keys.
@@ -950,7 +923,7 @@ impl Run {
         };
         match disk
             .segs
-            .read(d.loc(i).ok_or(StoreError::DamagedIndex(self.seq_lo))?)
+            .read(*d.get(i).ok_or(StoreError::DamagedIndex(self.seq_lo))?)
         {
             Ok(v) => Ok(Some(Value::Owned(v))),
             Err(ReadError::Gone) => Ok(None),
@@ -1546,6 +1519,35 @@ mod tests {
         run.count_prefixed(scratch.disk(), b"it0001", &Purged::default(), &mut counts)
             .unwrap();
         assert_eq!(counts.len(), 10);
+
+        // The same run with its blocks in a segment file, and nothing in sled.
+        let scratch = scratch_tree();
+        let mut frames = crate::segments::Frames::default();
+        for b in &blocks {
+            frames.push(crate::segments::Kind::Run, |out| out.extend_from_slice(b));
+        }
+        let mut in_file = run.clone();
+        in_file.set_data(&scratch.segs.write(&frames).unwrap());
+        let header = in_file.encode();
+        assert_eq!(header[0], SEGMENT_RUN);
+        let decoded = Run::decode(0, &header).unwrap();
+        assert_eq!(decoded, in_file);
+        assert_eq!(decoded.locs().count(), blocks.len());
+        for seq in [0u64, 1499, 2999] {
+            let got = decoded
+                .ids_of(scratch.disk(), &words[seq as usize])
+                .unwrap();
+            assert_eq!(got, vec![id(1000 + (seq * 7) % 500, seq)]);
+        }
+        assert_eq!(
+            decoded.ids_of(scratch.disk(), b"il common\0").unwrap(),
+            common
+        );
+        // A header whose locations do not match its blocks is damaged.
+        let mut short = in_file.clone();
+        let locs: Vec<Loc> = in_file.locs().collect();
+        short.set_data(&locs[1..]);
+        assert_eq!(Run::decode(0, &short.encode()), None);
     }
 
     #[test]

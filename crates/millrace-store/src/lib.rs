@@ -180,7 +180,8 @@ impl RunWriter {
         let mut b = sled::Batch::default();
         let mut writes = 1;
         if let Some((run, blocks)) = &mut built {
-            let mut frames = Frames::with_capacity(blocks.iter().map(|b| b.len() + 8).sum());
+            let framed = segments::Loc::FRAMED as usize;
+            let mut frames = Frames::with_capacity(blocks.iter().map(|b| b.len() + framed).sum());
             for block in blocks.iter() {
                 frames.push(segments::Kind::Run, |out| out.extend_from_slice(block));
             }
@@ -297,10 +298,7 @@ impl Counters {
     /// Adds the counters to `b` as they are now, a counter of 0 being removed.
     fn put<'k>(&self, b: &mut sled::Batch, keys: impl IntoIterator<Item = &'k Vec<u8>>) {
         for k in keys {
-            match self.0.get(k) {
-                Some(n) => b.insert(&k[..], &n.to_be_bytes()[..]),
-                None => b.remove(&k[..]),
-            }
+            put_count(b, k, self.0.get(k).copied().unwrap_or(0));
         }
     }
 
@@ -312,6 +310,15 @@ impl Counters {
                 self.0.insert(k, n);
             }
         }
+    }
+}
+
+/// Adds counter `k` of value `n` to `b`; a counter of 0 is removed.
+fn put_count(b: &mut sled::Batch, k: &[u8], n: u64) {
+    if n == 0 {
+        b.remove(k);
+    } else {
+        b.insert(k, &n.to_be_bytes()[..]);
     }
 }
 
@@ -459,29 +466,28 @@ impl Store {
         let wal = tree
             .get(codec::meta_key(META_WAL))?
             .and_then(|v| segments::Loc::decode(&v));
-        let mut writer = Writer::default();
-        let (mut events, mut stored_bytes) = (events, stored_bytes);
-        {
-            // A store whose first checkpoint never reached the disk is read back from
-            // its first file; one from before segment files has none to read.
-            let from = wal.unwrap_or(segments::Loc {
-                file: 0,
-                offset: 0,
-                len: 0,
-            });
-            let replayed = Self::replay(&segs, from, &mut blocks, &mut counters)?;
-            if !replayed.metas.is_empty() {
-                tracing::info!(
-                    blocks = replayed.metas.len(),
-                    events = replayed.events,
-                    "read back the events written after the last checkpoint"
-                );
-            }
-            events += replayed.events;
-            stored_bytes += replayed.bytes;
-            writer.metas = replayed.metas;
-            writer.dirty = replayed.dirty;
+        // A store whose first checkpoint never reached the disk is read back from its
+        // first file; one from before segment files has none to read.
+        let from = wal.unwrap_or(segments::Loc {
+            file: 0,
+            offset: 0,
+            len: 0,
+        });
+        let replayed = Self::replay(&segs, from, &mut blocks, &mut counters)?;
+        if !replayed.metas.is_empty() {
+            tracing::info!(
+                blocks = replayed.metas.len(),
+                events = replayed.events,
+                "read back the events written after the last checkpoint"
+            );
         }
+        let events = events + replayed.events;
+        let stored_bytes = stored_bytes + replayed.bytes;
+        let writer = Writer {
+            metas: replayed.metas,
+            dirty: replayed.dirty,
+            ..Writer::default()
+        };
         for m in blocks.values() {
             m.loc.iter().for_each(|l| segs.refer(*l));
         }
@@ -1024,32 +1030,37 @@ impl Store {
         tracing::info!(events = old.len(), "moving the store to event blocks");
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         old.sort_unstable_by_key(|id| id.seq);
-        for chunk in old.chunks(BLOCK_EVENTS) {
+        // One sync and one sled write per 64 blocks: the blocks are synced before sled
+        // refers to them, and a sync per block would cost one per 32 events.
+        for group in old.chunks(BLOCK_EVENTS * 64) {
             let mut b = sled::Batch::default();
-            let mut recs = Vec::with_capacity(chunk.len());
-            let mut bytes = 0;
-            for id in chunk {
-                let k = codec::event_key(*id);
-                let Some(v) = self.tree.get(k)? else { continue };
-                b.remove(&k[..]);
-                match codec::decode(*id, &v) {
-                    Some(e) => {
-                        bytes += event_bytes(&v, &Self::index_prefixes(&e));
-                        recs.push((*id, v));
-                    }
-                    None => {
-                        tracing::warn!(event = %id, "dropping a damaged event while moving the store")
+            let mut metas = Vec::new();
+            for chunk in group.chunks(BLOCK_EVENTS) {
+                let mut recs = Vec::with_capacity(chunk.len());
+                let mut bytes = 0;
+                for id in chunk {
+                    let k = codec::event_key(*id);
+                    let Some(v) = self.tree.get(k)? else { continue };
+                    b.remove(&k[..]);
+                    match codec::decode(*id, &v) {
+                        Some(e) => {
+                            bytes += event_bytes(&v, &Self::index_prefixes(&e));
+                            recs.push((*id, v));
+                        }
+                        None => {
+                            tracing::warn!(event = %id, "dropping a damaged event while moving the store")
+                        }
                     }
                 }
-            }
-            if !recs.is_empty() {
-                let entries: Vec<(EventId, &[u8])> =
-                    recs.iter().map(|(id, v)| (*id, &v[..])).collect();
-                let (first, meta) = self.write_block(&mut b, &entries, bytes)?;
-                write(&self.blocks).insert(first, meta);
+                if !recs.is_empty() {
+                    let entries: Vec<(EventId, &[u8])> =
+                        recs.iter().map(|(id, v)| (*id, &v[..])).collect();
+                    metas.push(self.write_block(&mut b, &entries, bytes)?);
+                }
             }
             self.segs.sync()?;
-            self.apply(b, chunk.len() + 2)?;
+            self.apply(b, group.len() + metas.len())?;
+            write(&self.blocks).extend(metas);
         }
         loop {
             let mut b = sled::Batch::default();
@@ -1141,10 +1152,10 @@ impl Store {
         }
         let events: u64 = metas.iter().map(|(_, m)| u64::from(m.events)).sum();
         let bytes: u64 = metas.iter().map(|(_, m)| m.bytes).sum();
-        let mut old = std::mem::replace(&mut write(&self.counts).0, counts);
-        old.retain(|k, _| !read(&self.counts).0.contains_key(k));
+        // Every counter before and after is written (or removed) at the next checkpoint.
+        w.dirty.extend(counts.keys().cloned());
+        let old = std::mem::replace(&mut write(&self.counts).0, counts);
         w.dirty.extend(old.into_keys());
-        w.dirty.extend(read(&self.counts).0.keys().cloned());
         self.events.store(events, Ordering::Relaxed);
         self.stored_bytes.store(bytes, Ordering::Relaxed);
         Ok(())
@@ -1378,11 +1389,8 @@ impl Store {
             .stored_bytes
             .load(Ordering::Relaxed)
             .saturating_sub(freed);
-        for (k, v) in &staged {
-            match v {
-                0 => b.remove(&k[..]),
-                v => b.insert(&k[..], &v.to_be_bytes()[..]),
-            }
+        for (k, n) in &staged {
+            put_count(&mut b, k, *n);
         }
         b.insert(codec::meta_key(META_EVENTS), &events.to_be_bytes()[..]);
         b.insert(codec::meta_key(META_BYTES), &total.to_be_bytes()[..]);

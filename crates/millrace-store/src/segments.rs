@@ -465,22 +465,23 @@ impl Segments {
 
     /// Whether some file other than the one being written has nothing referring to it.
     pub fn has_dead(&self) -> bool {
+        !self.dead().is_empty()
+    }
+
+    /// The files, but the one being written, that nothing refers to.
+    fn dead(&self) -> Vec<u32> {
         let active = self.active_id();
         self.lock_files()
             .iter()
-            .any(|(id, f)| *id != active && f.live == 0)
+            .filter(|(id, f)| **id != active && f.live == 0)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Deletes the files, but the one being written, that nothing refers to. Call it
     /// only once the writes that dropped their references are on disk.
     pub fn remove_dead(&self) -> Result<usize, StoreError> {
-        let active = self.active_id();
-        let dead: Vec<u32> = self
-            .lock_files()
-            .iter()
-            .filter(|(id, f)| **id != active && f.live == 0)
-            .map(|(id, _)| *id)
-            .collect();
+        let dead = self.dead();
         for id in &dead {
             self.lock_files().remove(id);
             self.readers
