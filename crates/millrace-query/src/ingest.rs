@@ -45,10 +45,14 @@ impl Ingest {
     ) -> Result<Vec<EventId>, StoreError> {
         let store = self.store.clone();
         let n = batch.len() as u64;
-        let ids = tokio::task::spawn_blocking(move || store.append(&batch))
-            .await
-            .map_err(|e| self.panicked(e.to_string()))??;
-        self.store.flush().await?;
+        // The sync on the thread that appended: no second hand-off to wait for.
+        let ids = tokio::task::spawn_blocking(move || {
+            let ids = store.append(&batch)?;
+            store.sync()?;
+            Ok::<_, StoreError>(ids)
+        })
+        .await
+        .map_err(|e| self.panicked(e.to_string()))??;
         self.seen(sender, kind, n);
         Ok(ids)
     }
@@ -70,10 +74,13 @@ impl Ingest {
         if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
             return self.append(sender, kind, batch.to_vec()).await;
         }
-        let append = std::panic::AssertUnwindSafe(|| self.store.append(batch));
+        let append = std::panic::AssertUnwindSafe(|| {
+            let ids = self.store.append(batch)?;
+            self.store.sync()?;
+            Ok::<_, StoreError>(ids)
+        });
         let ids = tokio::task::block_in_place(|| std::panic::catch_unwind(append))
             .map_err(|p| self.panicked(panic_message(&p)))??;
-        self.store.flush().await?;
         self.seen(sender, kind, batch.len() as u64);
         Ok(ids)
     }

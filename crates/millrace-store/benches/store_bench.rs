@@ -20,7 +20,8 @@
 //! files). Times run over three days with up to 2 s of jitter; levels are INFO 70%,
 //! DEBUG 15%, WARN 10%, ERROR 4.5%, FATAL 0.5%; messages come from 30 templates with
 //! user ids, order numbers, durations and addresses filled in. Each batch is appended
-//! and then flushed, as the store sink does before it commits its take.
+//! and then synced, on the appending thread, as the store sink does before it commits
+//! its take.
 //!
 //! The last table appends the same events, generated beforehand, to an empty store from
 //! one thread and then from two, as two store sinks on one channel or two agents
@@ -401,9 +402,6 @@ fn main() {
         .expect("a temporary directory");
     let dir = tmp.path().join("store");
     let mut store = Store::open(&dir, StoreOptions::default()).expect("open the store");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
 
     println!(
         "store_bench: {n} events of {BODY_BYTES} bytes, batch {batch}, {runs} runs per query, \
@@ -429,7 +427,7 @@ fn main() {
         let t = Instant::now();
         store.append(&events).expect("append");
         let t2 = Instant::now();
-        rt.block_on(store.flush()).expect("flush");
+        store.sync().expect("sync");
         append_time += t2 - t;
         flush_time += t2.elapsed();
         i = end;
@@ -719,7 +717,7 @@ fn main() {
                     .map(|j| event(n + b * batch + j, total_n, &mut rng))
                     .collect();
                 store.append(&events).expect("append");
-                rt.block_on(store.flush()).expect("flush");
+                store.sync().expect("sync");
             }
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             start.elapsed()
@@ -897,16 +895,11 @@ fn writers_table(n: u64, batch: u64) {
         let start = Instant::now();
         std::thread::scope(|s| {
             for _ in 0..writers {
-                s.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .build()
-                        .expect("a runtime");
-                    loop {
-                        let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(events) = batches.get(b) else { break };
-                        store.append(events).expect("append");
-                        rt.block_on(store.flush()).expect("flush");
-                    }
+                s.spawn(|| loop {
+                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(events) = batches.get(b) else { break };
+                    store.append(events).expect("append");
+                    store.sync().expect("sync");
                 });
             }
         });
