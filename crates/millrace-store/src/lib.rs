@@ -1949,6 +1949,23 @@ mod tests {
     /// Appends after the last checkpoint are read back from the log at open, as after a
     /// crash that left sled without them: the same events, counters and answers, with
     /// index runs written meanwhile, and a purge's rewritten blocks not read twice.
+    /// The ids of the first 1,000 events, oldest first.
+    fn all_ids(store: &Store) -> Vec<EventId> {
+        let page = Page {
+            limit: 1000,
+            ..Page::default()
+        };
+        let found = store.search(&Filter::default(), &page, None).unwrap();
+        found.events.iter().map(|e| e.id).collect()
+    }
+
+    /// A crash: what waits for the next checkpoint never reaches sled.
+    fn lose_what_waits_for_a_checkpoint(store: &Store) {
+        let mut w = store.write.lock().unwrap();
+        w.metas.clear();
+        w.dirty.clear();
+    }
+
     #[test]
     fn appends_after_the_last_checkpoint_are_read_back_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -1972,20 +1989,7 @@ mod tests {
         store.append(&events(300, 2000, "h2")).unwrap();
         store.append(&events(40, 3000, "h3")).unwrap();
         let answers = |store: &Store| {
-            let all: Vec<EventId> = store
-                .search(
-                    &Filter::default(),
-                    &Page {
-                        limit: 1000,
-                        ..Page::default()
-                    },
-                    None,
-                )
-                .unwrap()
-                .events
-                .iter()
-                .map(|e| e.id)
-                .collect();
+            let all = all_ids(store);
             let q = Filter {
                 q: Some("replay".into()),
                 hosts: vec!["h2".into()],
@@ -2022,12 +2026,7 @@ mod tests {
             !store.write.lock().unwrap().metas.is_empty(),
             "appends wait for a checkpoint"
         );
-        // The crash: what waited for a checkpoint never reaches sled.
-        {
-            let mut w = store.write.lock().unwrap();
-            w.metas.clear();
-            w.dirty.clear();
-        }
+        lose_what_waits_for_a_checkpoint(&store);
         drop(store);
         let store = Store::open(dir.path(), opts()).unwrap();
         assert_eq!(answers(&store), before);
@@ -2065,18 +2064,7 @@ mod tests {
         }
         assert!(lock(&store.checkpoints.state.0).failed.is_empty());
         let answers = |store: &Store| {
-            let all = store
-                .search(
-                    &Filter::default(),
-                    &Page {
-                        limit: 1000,
-                        ..Page::default()
-                    },
-                    None,
-                )
-                .unwrap()
-                .events
-                .len() as u64;
+            let all = all_ids(store).len() as u64;
             (
                 all,
                 store.stats().unwrap().events,
@@ -2086,14 +2074,10 @@ mod tests {
         let before = answers(&store);
         assert_eq!(before.0, n);
         assert_eq!(before.1, n);
-        // The crash: what waits for the next checkpoint never reaches sled, and is
-        // read back from the log; the blocks of the failed checkpoint are before the
-        // mark sled holds, so they are there only if sled took them.
-        {
-            let mut w = store.write.lock().unwrap();
-            w.metas.clear();
-            w.dirty.clear();
-        }
+        // What waits for the next checkpoint is read back from the log; the blocks of
+        // the failed checkpoint are before the mark sled holds, so they are there
+        // only if sled took them.
+        lose_what_waits_for_a_checkpoint(&store);
         drop(store);
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         assert_eq!(answers(&store), before);

@@ -706,13 +706,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_log_moves_to_a_file_made_ahead_and_its_zeros_are_not_read_as_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path()).unwrap().making_files_ahead();
+    /// A log in `dir` whose first file took one record of [`MAKE_AFTER`] bytes (where
+    /// it is, and its payload), with the next file made.
+    fn log_with_next_made(dir: &Path) -> (Segments, Loc, Vec<u8>) {
+        let segs = Segments::open(dir).unwrap().making_files_ahead();
         let big = vec![7u8; MAKE_AFTER as usize];
         let first = segs.write(&frames(&[&big])).unwrap()[0];
         wait_made(&segs);
+        (segs, first, big)
+    }
+
+    #[test]
+    fn the_log_moves_to_a_file_made_ahead_and_its_zeros_are_not_read_as_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segs, first, big) = log_with_next_made(dir.path());
         let ahead = segs.write(&frames(&[b"in the file made ahead"])).unwrap()[0];
         assert_eq!(ahead.file, first.file + 1);
         let path = path_of(dir.path(), ahead.file);
@@ -749,10 +756,7 @@ mod tests {
     #[test]
     fn a_file_made_ahead_and_never_written_is_removed_at_close() {
         let dir = tempfile::tempdir().unwrap();
-        let segs = Segments::open(dir.path()).unwrap().making_files_ahead();
-        let big = vec![1u8; MAKE_AFTER as usize];
-        let first = segs.write(&frames(&[&big])).unwrap()[0];
-        wait_made(&segs);
+        let (segs, first, big) = log_with_next_made(dir.path());
         let made = path_of(dir.path(), first.file + 1);
         assert!(made.exists());
         drop(segs);
