@@ -497,53 +497,57 @@ impl Segments {
     /// every later file. Each file is read up to its first record that is cut short or
     /// fails its checksum, which is where a crash interrupted its writing.
     pub fn records_from(&self, from: Loc) -> Result<Vec<(Loc, Kind, Vec<u8>)>, StoreError> {
-        let files: Vec<(u32, u64)> = self
+        let files: Vec<u32> = self
             .lock_files()
             .range(from.file..)
-            .map(|(id, f)| (*id, f.len))
+            .map(|(id, _)| *id)
             .collect();
         let mut out = Vec::new();
-        for (id, len) in files {
+        for id in files {
             let path = path_of(&self.dir, id);
-            // Only the part after the checkpoint is read, not the whole file.
-            let start = if id == from.file { from.offset } else { 0 };
-            let read = File::open(&path).and_then(|mut f| {
-                use std::io::{Read, Seek};
-                f.seek(io::SeekFrom::Start(start))?;
-                let mut bytes = Vec::with_capacity(len.saturating_sub(start) as usize);
-                f.read_to_end(&mut bytes)?;
-                Ok(bytes)
-            });
-            let bytes = match read {
-                Ok(b) => b,
+            let file = match File::open(&path) {
+                Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_at(&path)(e)),
             };
-            let mut at = 0u64;
-            while let Some(h) = bytes.get(at as usize..at as usize + HEADER) {
-                let room = (bytes.len() as u64).saturating_sub(at + HEADER as u64);
-                let Some((kind, n)) = parse_header(h, room) else {
-                    break;
+            let len = file.metadata().map_err(io_at(&path))?.len();
+            // Read a record at a time from the checkpoint on, not the whole file: a
+            // file made ahead is mostly zeros past its last record.
+            let mut at = if id == from.file { from.offset } else { 0 };
+            let mut header = [0u8; HEADER];
+            let cut = loop {
+                let rest = len.saturating_sub(at);
+                let h = &mut header[..rest.min(HEADER as u64) as usize];
+                file.read_exact_at(h, at).map_err(io_at(&path))?;
+                // Zeros, or nothing, after the last record: the file's end.
+                if h.iter().all(|&b| b == 0) {
+                    break false;
+                }
+                if h.len() < HEADER {
+                    break true;
+                }
+                let Some((kind, n)) = parse_header(h, rest - HEADER as u64) else {
+                    break true;
                 };
-                let payload = &bytes[at as usize + HEADER..at as usize + HEADER + n as usize];
-                let crc = u32::from_le_bytes(h[8..].try_into().unwrap_or_default());
-                if checksum(&h[4..8], payload) != crc {
-                    break;
+                let mut payload = vec![0u8; n as usize];
+                file.read_exact_at(&mut payload, at + HEADER as u64)
+                    .map_err(io_at(&path))?;
+                let crc = u32::from_le_bytes(header[8..].try_into().unwrap_or_default());
+                if checksum(&header[4..8], &payload) != crc {
+                    break true;
                 }
                 let loc = Loc {
                     file: id,
-                    offset: start + at,
+                    offset: at,
                     len: n,
                 };
-                out.push((loc, kind, payload.to_vec()));
+                out.push((loc, kind, payload));
                 at += loc.size();
-            }
-            let rest = bytes.get(at as usize..).unwrap_or_default();
-            // A file made ahead ends in zeros after its last record.
-            if start + at < len && rest.iter().any(|&b| b != 0) {
+            };
+            if cut {
                 tracing::warn!(
                     file = %path.display(),
-                    offset = start + at,
+                    offset = at,
                     "a segment file ends in a record cut short by a crash; what follows is not read"
                 );
             }
