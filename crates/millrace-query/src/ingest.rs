@@ -23,6 +23,14 @@ struct Sender {
     last_seen: u64,
 }
 
+/// Appends `batch` and syncs it, on the calling thread: the sync on the thread that
+/// appended saves a second hand-off to wait for.
+fn stored(store: &Store, batch: &[Event]) -> Result<Vec<EventId>, StoreError> {
+    let ids = store.append(batch)?;
+    store.sync()?;
+    Ok(ids)
+}
+
 impl Ingest {
     pub fn new(store: Arc<Store>) -> Ingest {
         Ingest {
@@ -45,14 +53,9 @@ impl Ingest {
     ) -> Result<Vec<EventId>, StoreError> {
         let store = self.store.clone();
         let n = batch.len() as u64;
-        // The sync on the thread that appended: no second hand-off to wait for.
-        let ids = tokio::task::spawn_blocking(move || {
-            let ids = store.append(&batch)?;
-            store.sync()?;
-            Ok::<_, StoreError>(ids)
-        })
-        .await
-        .map_err(|e| self.panicked(e.to_string()))??;
+        let ids = tokio::task::spawn_blocking(move || stored(&store, &batch))
+            .await
+            .map_err(|e| self.panicked(e.to_string()))??;
         self.seen(sender, kind, n);
         Ok(ids)
     }
@@ -74,11 +77,7 @@ impl Ingest {
         if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
             return self.append(sender, kind, batch.to_vec()).await;
         }
-        let append = std::panic::AssertUnwindSafe(|| {
-            let ids = self.store.append(batch)?;
-            self.store.sync()?;
-            Ok::<_, StoreError>(ids)
-        });
+        let append = std::panic::AssertUnwindSafe(|| stored(&self.store, batch));
         let ids = tokio::task::block_in_place(|| std::panic::catch_unwind(append))
             .map_err(|p| self.panicked(panic_message(&p)))??;
         self.seen(sender, kind, batch.len() as u64);

@@ -287,6 +287,20 @@ struct Writer {
     since: Option<std::time::Instant>,
 }
 
+impl Writer {
+    /// Puts checkpoints taken out of it and not written (oldest first) back, before
+    /// what it gathered since, for the next checkpoint to write.
+    fn put_back(&mut self, taken: impl IntoIterator<Item = Checkpoint>) {
+        let mut metas = Vec::new();
+        for c in taken {
+            metas.extend(c.metas);
+            self.dirty.extend(c.counts.into_iter().map(|(k, _)| k));
+        }
+        metas.append(&mut self.metas);
+        self.metas = metas;
+    }
+}
+
 /// What a checkpoint gives sled: the block summaries and changed counters of the
 /// appends since the one before, the totals, and how far in the log they reach.
 #[derive(Debug)]
@@ -345,7 +359,7 @@ impl Checkpointer {
         let (tx, rx) = std::sync::mpsc::channel::<Checkpoint>();
         let state: Arc<(Mutex<CheckpointState>, std::sync::Condvar)> = Arc::default();
         let thread = std::thread::Builder::new()
-            .name("store-checkpoint".into())
+            .name("store-checkpts".into())
             .spawn({
                 let state = state.clone();
                 move || {
@@ -788,27 +802,17 @@ impl Store {
     /// again with its own any that were kept back, so that what it writes, and what
     /// its caller writes next, comes after them.
     fn checkpoint(&self, w: &mut Writer, mark: bool) -> Result<(), StoreError> {
-        let kept = self.checkpoints.drain();
-        if !kept.is_empty() {
-            let mut metas: Vec<(u64, BlockMeta)> = Vec::new();
-            for c in kept {
-                metas.extend(c.metas);
-                w.dirty.extend(c.counts.into_iter().map(|(k, _)| k));
-            }
-            metas.append(&mut w.metas);
-            w.metas = metas;
-        }
+        w.put_back(self.checkpoints.drain());
         if w.metas.is_empty() && w.dirty.is_empty() && !mark {
             return Ok(());
         }
         let c = self.take_checkpoint(w);
-        if let Err(e) = c.apply(&self.tree, &self.segs) {
+        let written = c.apply(&self.tree, &self.segs);
+        if written.is_err() {
             // Kept for the next one.
-            w.dirty.extend(c.counts.into_iter().map(|(k, _)| k));
-            w.metas = c.metas;
-            return Err(e);
+            w.put_back([c]);
         }
-        Ok(())
+        written
     }
 
     /// Takes what the next checkpoint writes out of `w`, which starts afresh.
@@ -1099,8 +1103,7 @@ impl Store {
             // The appends are safe in the log meanwhile; the next append tries again.
             let c = self.take_checkpoint(&mut w);
             if let Err(c) = self.checkpoints.send(c) {
-                w.dirty.extend(c.counts.into_iter().map(|(k, _)| k));
-                w.metas = c.metas;
+                w.put_back([c]);
                 if let Err(e) = self.checkpoint(&mut w, false) {
                     tracing::error!(error = %e, "a checkpoint of the store failed; trying again at the next append");
                 }
@@ -1946,9 +1949,6 @@ mod tests {
         assert_eq!(level(ids[1]).as_deref(), Some("INFO"));
     }
 
-    /// Appends after the last checkpoint are read back from the log at open, as after a
-    /// crash that left sled without them: the same events, counters and answers, with
-    /// index runs written meanwhile, and a purge's rewritten blocks not read twice.
     /// The ids of the first 1,000 events, oldest first.
     fn all_ids(store: &Store) -> Vec<EventId> {
         let page = Page {
@@ -1966,6 +1966,9 @@ mod tests {
         w.dirty.clear();
     }
 
+    /// Appends after the last checkpoint are read back from the log at open, as after a
+    /// crash that left sled without them: the same events, counters and answers, with
+    /// index runs written meanwhile, and a purge's rewritten blocks not read twice.
     #[test]
     fn appends_after_the_last_checkpoint_are_read_back_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
